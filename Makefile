@@ -1,0 +1,60 @@
+# One entry point for developers and CI. `make test` works on a fresh machine: it builds the venv,
+# installs the project, starts Redis/Postgres if they are down, and runs pytest; the tests themselves
+# start SeaweedFS, uvicorn and Celery workers as subprocesses (tests/services.py).
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SHARED ?= $(abspath ../shared)
+export WEIGHTS_DIR ?= $(SHARED)/weights
+export FACES_DIR ?= $(SHARED)/faces
+STAMP := $(VENV)/.installed
+
+.PHONY: install services test lint demo dev api worker flower beat migrate bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+services:
+	@scripts/ensure-services.sh
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install services
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The README's main job: restore a degraded copy of scikit-image's astronaut on CPU, no services.
+demo: install
+	$(BIN)/portrait demo -o out/demo
+
+migrate: install services
+	$(BIN)/portrait migrate
+
+api: install
+	$(BIN)/uvicorn api.app:app --host 127.0.0.1 --port 8000
+
+worker: install
+	$(BIN)/celery -A worker.celery_app worker -P prefork -c 1 -Q gpu,webhooks,maintenance -E -l info
+
+beat: install
+	$(BIN)/celery -A worker.celery_app beat -l info
+
+flower: install
+	$(BIN)/celery -A worker.celery_app flower --port=5555
+
+# api + worker + beat + flower against the local services (and a local SeaweedFS as S3).
+dev: install services migrate
+	scripts/dev.sh
+
+bench: install
+	$(BIN)/python benchmarks/pipeline.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .run out

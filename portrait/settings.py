@@ -1,0 +1,104 @@
+"""Every setting of the service in one pydantic-settings class.
+
+Each field is read from the environment variable of the same name in upper case (``DATABASE_URL``,
+``S3_BUCKET`` …) or from a ``.env`` file in the working directory. The README lists them all; keep the
+two in step. ``restoration/`` never imports this module: the CLI and the worker translate the fields it
+needs into plain arguments, so the ML core stays free of service concerns.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_shared(sub: str) -> Path:
+    """``../shared/<sub>`` beside the checkout: where developers and CI keep third-party data."""
+    return PROJECT_ROOT.parent / "shared" / sub
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    faces_dir: Path = Field(
+        default_factory=lambda: _default_shared("faces"),
+        description="Face images for tests, evaluation and training (third-party, never committed).",
+    )
+
+    # --- stores -------------------------------------------------------------------------------
+    database_url: str = Field(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/portrait",
+        description="SQLAlchemy URL of the Postgres database, the source of truth for jobs.",
+    )
+    database_schema: str | None = Field(
+        None, description="Optional Postgres schema (search_path); tests use one per run."
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (messages only).")
+    s3_endpoint_url: str | None = Field(
+        None, description="S3 endpoint; unset means AWS. MinIO/SeaweedFS: http://host:port."
+    )
+    s3_public_endpoint_url: str | None = Field(
+        None, description="Endpoint used in presigned URLs handed to clients, if it differs."
+    )
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_bucket: str = Field("portrait", description="Bucket holding inputs and results.")
+    s3_create_bucket: bool = Field(True, description="Create the bucket at start-up if missing.")
+    presign_ttl_s: int = Field(3600, description="Lifetime of presigned result URLs, seconds.")
+
+    # --- API ----------------------------------------------------------------------------------
+    max_upload_bytes: int = Field(25 * 1024 * 1024, description="Largest accepted input, bytes.")
+    max_image_pixels: int = Field(50_000_000, description="Largest accepted input, pixels (w*h).")
+    max_image_side: int = Field(12_000, description="Largest accepted input side, pixels.")
+    min_image_side: int = Field(16, description="Smallest accepted input side, pixels.")
+    url_fetch_timeout_s: float = Field(15.0, description="Timeout for fetching an https input URL.")
+    allow_http_urls: bool = Field(False, description="Accept plain http:// input URLs (tests only).")
+    page_size_max: int = 100
+
+    # --- worker -------------------------------------------------------------------------------
+    device: str = Field("auto", description="Torch device for the pipeline: auto, cpu, cuda, cuda:N.")
+    weights_dir: Path = Field(
+        default_factory=lambda: _default_shared("weights"),
+        description="Third-party weights (facexlib/, identity/, landmarks/). Never committed.",
+    )
+    model_path: Path | None = Field(
+        None, description="Generator weights (.safetensors); unset = the project's shipped default."
+    )
+    max_batch_faces: int = Field(8, description="Faces per generator batch.")
+    task_soft_time_limit_s: int = Field(240, description="Soft limit of one restoration task.")
+    task_time_limit_s: int = Field(300, description="Hard limit; the child is killed past it.")
+    max_attempts: int = Field(3, description="Attempts before a job fails with attempts_exhausted.")
+    lease_s: int = Field(60, description="A running job whose heartbeat is older is presumed dead.")
+    heartbeat_s: float = Field(10.0, description="How often a running task renews its lease.")
+    queued_stale_s: int = Field(120, description="A queued job older than this is re-enqueued.")
+    sweep_interval_s: float = Field(30.0, description="How often the sweeper runs (Celery beat).")
+    gpu_queue: str = Field("gpu", description="Queue consumed by the GPU restoration workers.")
+    webhook_queue: str = Field("webhooks", description="Queue consumed by webhook senders.")
+    maintenance_queue: str = Field("maintenance", description="Queue for the sweeper.")
+
+    # --- webhooks -----------------------------------------------------------------------------
+    webhook_timeout_s: float = Field(10.0, description="Per-attempt timeout of a webhook POST.")
+    webhook_max_attempts: int = Field(8, description="Attempts before a delivery is abandoned.")
+    webhook_backoff_base_s: float = Field(
+        5.0, description="Delay before retry n is base * 2**(n-1), capped, with ±jitter."
+    )
+    webhook_backoff_max_s: float = Field(3600.0, description="Cap of a single retry delay.")
+    webhook_jitter: float = Field(0.2, description="Relative jitter of retry delays (0.2 = ±20%).")
+    allow_private_webhooks: bool = Field(
+        False, description="Allow webhook URLs on loopback/private hosts (tests, local dev)."
+    )
+
+    # --- retention ----------------------------------------------------------------------------
+    retention_days: int = Field(7, description="Inputs and results are deleted after this many days.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings are read once per process; tests clear the cache after changing the environment."""
+    return Settings()
