@@ -1,0 +1,253 @@
+"""``portrait restore`` and ``portrait demo``: the pipeline on this machine, no services needed.
+
+``portrait/cli.py`` wires these functions in; they take plain paths (the weights directory and model
+path come from the settings there) so ``restoration`` never imports the service's settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+_EXT = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
+FILES_PER_BATCH = 4  # photos whose faces share generator batches
+
+
+def _common_arguments(parser: argparse.ArgumentParser, weights_dir: Path, model_path: Path | None) -> None:
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    parser.add_argument("--model", type=Path, default=model_path,
+                        help="generator weights (.safetensors); default: the shipped model, "
+                             "else the classical stand-in")
+    parser.add_argument("--weights-dir", type=Path, default=weights_dir,
+                        help=f"third-party weights (facexlib/, identity/, landmarks/); default {weights_dir}")
+    parser.add_argument("--parser", default="auto",
+                        help="face parser: auto, bisenet, parsenet, landmarks, none")
+    parser.add_argument("--background", default="auto", choices=["auto", "classical", "none"],
+                        help="background method: classical denoise + Lanczos upscale, or none")
+    parser.add_argument("--fidelity", type=float, default=0.5,
+                        help="0 = keep the input face, 1 = fully restored face (default 0.5)")
+
+
+def add_restore_arguments(
+    parser: argparse.ArgumentParser, *, weights_dir: Path, model_path: Path | None
+) -> None:
+    """Arguments of ``portrait restore IN... -o OUTDIR``."""
+    parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders of images")
+    parser.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    parser.add_argument("--upscale", type=int, choices=[1, 2, 4], default=2, help="output scale (default 2)")
+    parser.add_argument("--aligned", action="store_true", help="inputs are 512x512 aligned faces")
+    parser.add_argument("--only-center-face", action="store_true", help="restore only the most central face")
+    parser.add_argument("--max-faces", type=int, default=None, help="restore at most N faces, largest first")
+    parser.add_argument("--threshold", type=float, default=0.9, help="face detection threshold (default 0.9)")
+    parser.add_argument("--save-faces", action="store_true",
+                        help="also write aligned input and restored face crops to OUTDIR/faces/")
+    parser.add_argument("--compare", action="store_true",
+                        help="also write side-by-side input | output images to OUTDIR/compare/")
+    parser.add_argument("--report", type=Path, default=None, help="write a JSON report of every file here")
+    parser.add_argument("--format", default="auto", choices=["auto", "png", "jpeg", "webp"],
+                        help="output format; auto keeps JPEG as JPEG, alpha/16-bit become PNG")
+    parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
+    parser.add_argument("--batch", type=int, default=8, help="faces per generator batch (default 8)")
+    _common_arguments(parser, weights_dir, model_path)
+
+
+def add_demo_arguments(
+    parser: argparse.ArgumentParser, *, weights_dir: Path, model_path: Path | None
+) -> None:
+    """Arguments of ``portrait demo -o OUTDIR``."""
+    parser.add_argument("-o", "--output", type=Path, default=Path("out/demo"), help="output folder")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the degradation (default 0)")
+    _common_arguments(parser, weights_dir, model_path)
+
+
+def collect_inputs(paths: list[Path]) -> list[Path]:
+    """Files as given, folders expanded (sorted, not recursive) to their image files."""
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files.extend(sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            files.append(p)
+    return files
+
+
+def _unique_stems(files: list[Path]) -> list[str]:
+    seen: dict[str, int] = {}
+    stems = []
+    for f in files:
+        n = seen.get(f.stem, 0)
+        seen[f.stem] = n + 1
+        stems.append(f.stem if n == 0 else f"{f.stem}_{n}")
+    return stems
+
+
+def _write_rgb(path: Path, rgb: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``left`` resized (nearest, so its blur shows as is) to ``right``'s height, then side by side."""
+    h = right.shape[0]
+    w = max(1, round(left.shape[1] * h / left.shape[0]))
+    left = cv2.resize(left, (w, h), interpolation=cv2.INTER_NEAREST)
+    return np.hstack([left, np.full((h, 4, 3), 255, np.uint8), right])
+
+
+def _build_restorer(args: argparse.Namespace, max_batch: int = 8) -> Any:
+    from restoration.pipeline import Restorer
+
+    return Restorer(args.weights_dir, device=args.device, model_path=args.model, max_batch=max_batch,
+                    parser_backend=args.parser, background=args.background)
+
+
+def _model_line(restorer: Any) -> str:
+    if restorer.is_classical:
+        return (f"model: {restorer.model_version} — the classical stand-in (denoise + sharpen), "
+                "no trained generator was found")
+    return f"model: {restorer.model_version}"
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    """Restore every input into ``args.output``; bad files are reported and skipped (exit 1 if any)."""
+    from tqdm import tqdm
+
+    from restoration.errors import RestorationError
+    from restoration.image_io import decode
+    from restoration.options import RestoreOptions
+
+    try:
+        options = RestoreOptions(
+            fidelity=args.fidelity, upscale=args.upscale, aligned=args.aligned,
+            only_center_face=args.only_center_face, max_faces=args.max_faces,
+            detection_threshold=args.threshold, output_format=args.format, quality=args.quality,
+        )
+    except ValueError as e:
+        print(f"error: invalid options: {e}", file=sys.stderr)
+        return 2
+    files = collect_inputs(args.inputs)
+    if not files:
+        print("error: no input images found", file=sys.stderr)
+        return 2
+    try:
+        restorer = _build_restorer(args, args.batch)
+    except RestorationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(_model_line(restorer), file=sys.stderr)
+    out_dir: Path = args.output
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stems = _unique_stems(files)
+    entries: list[dict[str, Any]] = []
+    failed = 0
+    bar = tqdm(total=len(files), unit="photo", desc="restoring")
+    for start in range(0, len(files), FILES_PER_BATCH):
+        chunk = list(range(start, min(start + FILES_PER_BATCH, len(files))))
+        blobs: list[bytes] = []
+        for i in chunk:
+            try:
+                blobs.append(files[i].read_bytes())
+            except OSError as e:
+                blobs.append(b"")
+                print(f"cannot read {files[i]}: {e}", file=sys.stderr)
+        results = restorer.restore_many(blobs, options, keep_crops=args.save_faces)
+        for i, res in zip(chunk, results, strict=True):
+            entry: dict[str, Any] = {"input": str(files[i])}
+            if isinstance(res, RestorationError):
+                failed += 1
+                entry.update(ok=False, error={"code": res.code, "message": res.message})
+                tqdm.write(f"skipped {files[i]}: {res}", file=sys.stderr)
+            else:
+                out_path = out_dir / f"{stems[i]}{_EXT[res.format]}"
+                out_path.write_bytes(res.data)
+                entry.update(ok=True, output=str(out_path), **res.to_report())
+                if args.compare:
+                    before = decode(blobs[i], restorer.limits).rgb
+                    _write_rgb(out_dir / "compare" / f"{stems[i]}.png", side_by_side(before, res.image))
+                if args.save_faces and res.input_crops is not None:
+                    for k, (a, b) in enumerate(zip(res.input_crops, res.restored_crops or [], strict=True)):
+                        _write_rgb(out_dir / "faces" / f"{stems[i]}_{k:02d}_input.png", a)
+                        _write_rgb(out_dir / "faces" / f"{stems[i]}_{k:02d}_restored.png", b)
+            entries.append(entry)
+            bar.update(1)
+    bar.close()
+    if args.report is not None:
+        report = {"model_version": restorer.model_version, "device": str(restorer.device),
+                  "options": options.model_dump(), "files": entries}
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(report, indent=2))
+    ok = len(files) - failed
+    nfaces = sum(e.get("num_faces", 0) for e in entries)
+    tail = f", {failed} failed" if failed else ""
+    print(f"{ok}/{len(files)} restored ({nfaces} faces) into {out_dir}{tail}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _builtin_degrade(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Blur, noise and JPEG at q 30: the fallback when restoration.degrade is absent."""
+    x = cv2.GaussianBlur(rgb, (0, 0), 1.5).astype(np.float32)
+    x += rng.normal(0, 6, x.shape).astype(np.float32)
+    x = np.clip(x, 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(x, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 30])
+    return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def _label(img: np.ndarray, text: str) -> np.ndarray:
+    img = img.copy()
+    cv2.putText(img, text, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(img, text, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 1, cv2.LINE_AA)
+    return img
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Degrade scikit-image's astronaut, halve it, restore it ×2, write degraded/restored/before_after.png."""
+    from skimage import data
+
+    from restoration.errors import RestorationError
+    from restoration.options import RestoreOptions
+
+    clean = data.astronaut()  # 512×512 RGB, public domain (NASA)
+    rng = np.random.default_rng(args.seed)
+    try:
+        from restoration.degrade import degrade
+
+        # GFPGAN's training degradation (blur, down, noise, JPEG) at full size, then half size as input
+        bad, how = degrade(clean, "gfpgan", rng), "restoration.degrade preset 'gfpgan'"
+    except ImportError:
+        bad, how = _builtin_degrade(clean, rng), "built-in blur + noise + JPEG q30"
+    degraded = cv2.resize(bad, (256, 256), interpolation=cv2.INTER_AREA)
+    t0 = time.perf_counter()
+    try:
+        restorer = _build_restorer(args)
+    except RestorationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    load_s = time.perf_counter() - t0
+    options = RestoreOptions(fidelity=args.fidelity, upscale=2, output_format="png",
+                             detection_threshold=0.5)
+    result = restorer.restore_image(degraded, options)
+    out: Path = args.output
+    out.mkdir(parents=True, exist_ok=True)
+    _write_rgb(out / "degraded.png", degraded)
+    _write_rgb(out / "restored.png", result.image)
+    up = cv2.resize(degraded, (result.width, result.height), interpolation=cv2.INTER_NEAREST)
+    panels = [_label(up, "degraded (input)"), _label(result.image, "restored"), _label(clean, "original")]
+    sep = np.full((result.height, 4, 3), 255, np.uint8)
+    _write_rgb(out / "before_after.png", np.hstack([panels[0], sep, panels[1], sep, panels[2]]))
+    print(f"degraded with {how} (seed {args.seed}), restored x2 on {restorer.device}")
+    print(_model_line(restorer))
+    if restorer.is_classical:
+        print("NOTE: this is the non-learned stand-in; faces are denoised and sharpened, not re-synthesised.")
+    print(f"faces: {len(result.faces)}; models loaded in {load_s * 1000:.0f} ms")
+    print("timings (ms): " + ", ".join(f"{k} {v:.0f}" for k, v in result.timings.items()))
+    for name in ("degraded.png", "restored.png", "before_after.png"):
+        print(f"wrote {out / name}")
+    return 0

@@ -1,0 +1,429 @@
+"""The restoration pipeline: decode → detect → align → parse → generate → paste → encode.
+
+:class:`Restorer` loads every model once and restores photos one at a time (:meth:`Restorer.restore_bytes`)
+or several at once (:meth:`Restorer.restore_many`), in which case the faces of all photos share the
+parser and generator batches: a crowd photo and three selfies cost the GPU a handful of batches rather
+than one small call per face.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from restoration import image_io
+from restoration.alignment import FACE_SIZE, FFHQ_TEMPLATE_512, AlignedFaces, align_faces
+from restoration.background import enhance_background, resolve_method
+from restoration.classical import CLASSICAL_VERSION, ClassicalFaceRestorer
+from restoration.detection import Face, FaceDetector
+from restoration.errors import RestorationError, WeightsMissing
+from restoration.image_io import DecodedImage, ImageLimits
+from restoration.options import RestoreOptions
+from restoration.paste import match_color, part_masks, paste_faces, template_mask
+
+log = logging.getLogger(__name__)
+
+SHIPPED_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+STAGES = ("decode", "detect", "align", "parse", "generate", "identity", "paste", "background", "encode")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` = the first CUDA device when there is one, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def shipped_model() -> Path | None:
+    """The project's default generator weights (restoration/weights/*.safetensors), if any ship."""
+    found = sorted(SHIPPED_WEIGHTS_DIR.glob("*.safetensors")) if SHIPPED_WEIGHTS_DIR.is_dir() else []
+    return found[0] if found else None
+
+
+@dataclass
+class RestoreResult:
+    """One restored photo: the encoded file, its pixels, and a JSON-able report."""
+
+    data: bytes
+    format: str
+    width: int
+    height: int
+    faces: list[dict[str, Any]]
+    timings: dict[str, float]
+    model_version: str
+    upscale: int = 1
+    image: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 3), np.uint8), repr=False)
+    #: aligned input and restored crops (RGB uint8 512×512), only when asked for (``keep_crops``)
+    input_crops: list[np.ndarray] | None = field(default=None, repr=False)
+    restored_crops: list[np.ndarray] | None = field(default=None, repr=False)
+
+    def to_report(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "width": self.width,
+            "height": self.height,
+            "upscale": self.upscale,
+            "model_version": self.model_version,
+            "num_faces": len(self.faces),
+            "faces": self.faces,
+            "timings_ms": self.timings,
+        }
+
+
+@dataclass
+class _Job:
+    """One photo on its way through the stages."""
+
+    decoded: DecodedImage
+    options: RestoreOptions
+    scale: int
+    timings: dict[str, float]
+    faces: list[Face] = field(default_factory=list)
+    aligned: AlignedFaces | None = None
+    final: np.ndarray | None = None  # N×512×512×3 restored, colour-matched, fidelity-blended
+    masks: np.ndarray | None = None  # N×512×512 soft paste masks
+    identity: list[float | None] = field(default_factory=list)
+    face_timings: list[dict[str, float]] = field(default_factory=list)
+
+
+class _Clock:
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + (time.perf_counter() - t0) * 1000
+
+
+def _round(x: float, nd: int = 2) -> float:
+    return float(round(float(x), nd))
+
+
+class Restorer:
+    """Every model loaded once; restores photos with per-request :class:`RestoreOptions`.
+
+    Model selection: ``generator`` (an nn.Module, tests) > ``model_path`` > the shipped default in
+    ``restoration/weights/`` > :class:`ClassicalFaceRestorer`. ``model_version`` says which ran.
+    """
+
+    def __init__(
+        self,
+        weights_dir: Path,
+        device: str = "auto",
+        model_path: Path | None = None,
+        max_batch: int = 8,
+        parser_backend: str = "auto",
+        background: str = "auto",
+        limits: ImageLimits | None = None,
+        generator: torch.nn.Module | None = None,
+    ) -> None:
+        self.weights_dir = Path(weights_dir)
+        self.device = resolve_device(device)
+        self.max_batch = max(1, int(max_batch))
+        self.background = resolve_method(background)
+        self.limits = limits or ImageLimits()
+        self.detector = FaceDetector(self.weights_dir, self.device)
+        self.generator, self.model_version = self._load_generator(generator, model_path)
+        self.generator.eval().to(self.device)
+        self.is_classical = self.model_version == CLASSICAL_VERSION
+        cfg = getattr(self.generator, "config", None)
+        self.uses_mask = int(getattr(cfg, "mask_ch", 0) or 0) > 0
+        if self.device.type == "cuda":
+            self.generator.to(memory_format=torch.channels_last)
+        self.parser, self.part_classes = self._load_parser(parser_backend)
+        self.embedder = self._load_embedder()
+
+    # --- model loading ----------------------------------------------------------------------
+    def _load_generator(
+        self, generator: torch.nn.Module | None, model_path: Path | None
+    ) -> tuple[torch.nn.Module, str]:
+        if generator is not None:
+            return generator, str(getattr(generator, "model_version", type(generator).__name__))
+        path = Path(model_path) if model_path is not None else shipped_model()
+        if path is None:
+            return ClassicalFaceRestorer(), CLASSICAL_VERSION
+        if not path.is_file():
+            raise WeightsMissing(f"generator weights {path} do not exist")
+        from restoration.generator import load_generator
+
+        g, version = load_generator(path, self.device)
+        return g, str(version)
+
+    def _load_parser(self, backend: str) -> tuple[Any, list[str]]:
+        try:
+            from restoration.parsing import PART_CLASSES, get_parser
+        except ImportError:
+            log.warning("restoration.parsing is not available: faces are pasted through a template mask")
+            return None, []
+        try:
+            parser = get_parser(backend, weights_dir=self.weights_dir, device=str(self.device))
+            return parser, list(PART_CLASSES)
+        except WeightsMissing as e:
+            if backend != "auto":
+                raise
+            log.warning("no face parser (%s): faces are pasted through a template mask", e)
+            return None, []
+
+    def _load_embedder(self) -> Any:
+        try:
+            from restoration.identity import IdentityEmbedder
+
+            return IdentityEmbedder(self.weights_dir, device=str(self.device))
+        except (ImportError, WeightsMissing, FileNotFoundError) as e:
+            log.info("identity embedder unavailable (%s): identity_cosine will be None", e)
+            return None
+
+    # --- public API -------------------------------------------------------------------------
+    def restore_bytes(
+        self, data: bytes, options: RestoreOptions, *, keep_crops: bool = False
+    ) -> RestoreResult:
+        """Restore one encoded photo; raises a :class:`RestorationError` with a stable code on bad input."""
+        result = self.restore_many([data], options, keep_crops=keep_crops)[0]
+        if isinstance(result, RestorationError):
+            raise result
+        return result
+
+    def restore_image(
+        self, image: DecodedImage | np.ndarray, options: RestoreOptions, *, keep_crops: bool = False
+    ) -> RestoreResult:
+        """Restore a decoded photo or an RGB uint8 array (H×W×3, or H×W gray)."""
+        result = self.restore_many([image], options, keep_crops=keep_crops)[0]
+        if isinstance(result, RestorationError):
+            raise result
+        return result
+
+    def restore_many(
+        self,
+        inputs: Sequence[bytes | DecodedImage | np.ndarray],
+        options: RestoreOptions,
+        *,
+        keep_crops: bool = False,
+    ) -> list[RestoreResult | RestorationError]:
+        """Restore several photos, batching all their faces together; bad inputs come back as errors."""
+        jobs: list[_Job | RestorationError] = []
+        for item in inputs:
+            try:
+                jobs.append(self._prepare(item, options))
+            except RestorationError as e:
+                jobs.append(e)
+        ready = [j for j in jobs if isinstance(j, _Job)]
+        self._restore_faces(ready)
+        return [j if isinstance(j, RestorationError) else self._finish(j, keep_crops) for j in jobs]
+
+    # --- stages -----------------------------------------------------------------------------
+    def _decode(self, item: bytes | DecodedImage | np.ndarray) -> DecodedImage:
+        if isinstance(item, DecodedImage):
+            return item
+        if isinstance(item, np.ndarray):
+            arr = item if item.ndim == 3 else np.repeat(item[..., None], 3, axis=2)
+            if arr.dtype != np.uint8 or arr.shape[2] != 3:
+                raise ValueError(f"expected an RGB uint8 array, got {item.dtype} {item.shape}")
+            image_io.check_size(arr.shape[1], arr.shape[0], self.limits)
+            return DecodedImage(rgb=np.ascontiguousarray(arr), is_gray=item.ndim == 2, format="PNG")
+        return image_io.decode(bytes(item), self.limits)
+
+    def _effective_scale(self, d: DecodedImage, requested: int) -> int:
+        """The requested upscale, lowered until the output fits ``limits.max_output_pixels``."""
+        scale = int(requested)
+        while scale > 1 and d.width * d.height * scale * scale > self.limits.max_output_pixels:
+            scale //= 2
+        return scale
+
+    def _prepare(self, item: bytes | DecodedImage | np.ndarray, options: RestoreOptions) -> _Job:
+        timings: dict[str, float] = {}
+        clock = _Clock(timings)
+        with clock("decode"):
+            decoded = self._decode(item)
+        job = _Job(decoded, options, self._effective_scale(decoded, options.upscale), timings)
+        if options.aligned:
+            with clock("align"):
+                crop = decoded.rgb
+                if crop.shape[:2] != (FACE_SIZE, FACE_SIZE):
+                    shrink = crop.shape[0] > FACE_SIZE
+                    crop = cv2.resize(crop, (FACE_SIZE, FACE_SIZE),
+                                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LANCZOS4)
+                sx, sy = FACE_SIZE / decoded.width, FACE_SIZE / decoded.height
+                fwd = np.array([[[sx, 0, 0], [0, sy, 0]]], np.float64)
+                inv = np.array([[[1 / sx, 0, 0], [0, 1 / sy, 0]]], np.float64)
+                job.aligned = AlignedFaces(crops=crop[None], affines=fwd, inverse_affines=inv)
+                lm = FFHQ_TEMPLATE_512 / np.array([sx, sy], np.float32)
+                box = np.array([0, 0, decoded.width, decoded.height], np.float32)
+                job.faces = [Face(box=box, landmarks=lm, score=float("nan"))]
+            return job
+        with clock("detect"):
+            job.faces = self.detector.detect(
+                decoded.rgb,
+                threshold=options.detection_threshold,
+                min_face_size=options.min_face_size,
+                max_faces=options.max_faces,
+                only_center=options.only_center_face,
+            )
+        with clock("align"):
+            if job.faces:
+                job.aligned = align_faces(decoded.rgb, np.stack([f.landmarks for f in job.faces]))
+        return job
+
+    @contextlib.contextmanager
+    def _autocast(self) -> Iterator[None]:
+        if self.device.type == "cuda":
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            with torch.autocast("cuda", dtype=dtype):
+                yield
+        else:
+            yield
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _parse(self, crops: np.ndarray) -> np.ndarray | None:
+        return None if self.parser is None else self.parser.parse(crops)
+
+    @torch.inference_mode()
+    def _generate(self, crops: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        mask = None
+        if self.uses_mask and labels is not None:
+            from restoration.parsing import one_hot
+
+            mask = one_hot(labels, self.device)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            y = self.generator(x, mask)
+        y = ((y.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+        out = y.permute(0, 2, 3, 1).cpu().numpy()
+        self._sync()
+        return out
+
+    def _restore_faces(self, jobs: list[_Job]) -> None:
+        """Parse, generate, colour-match and blend the faces of all jobs in shared batches."""
+        refs = [(j, i) for j in jobs if j.aligned is not None for i in range(len(j.aligned.crops))]
+        for j in jobs:
+            n = 0 if j.aligned is None else len(j.aligned.crops)
+            j.final = np.empty((n, FACE_SIZE, FACE_SIZE, 3), np.uint8)
+            j.masks = np.empty((n, FACE_SIZE, FACE_SIZE), np.float32)
+            j.identity = [None] * n
+            j.face_timings = [{} for _ in range(n)]
+            for stage in ("parse", "generate", "identity"):
+                j.timings.setdefault(stage, 0.0)
+        for start in range(0, len(refs), self.max_batch):
+            chunk = refs[start:start + self.max_batch]
+            crops = np.stack([j.aligned.crops[i] for j, i in chunk])
+            t0 = time.perf_counter()
+            labels_in = self._parse(crops) if self.uses_mask else None
+            t1 = time.perf_counter()
+            restored = self._generate(crops, labels_in)
+            t2 = time.perf_counter()
+            labels_out = self._parse(restored)
+            masks = (part_masks(labels_out, self.part_classes) if labels_out is not None
+                     else np.broadcast_to(template_mask(), restored.shape[:3]))
+            t3 = time.perf_counter()
+            per_parse, per_gen = ((t1 - t0) + (t3 - t2)) * 1000 / len(chunk), (t2 - t1) * 1000 / len(chunk)
+            finals = []
+            for k, (j, i) in enumerate(chunk):
+                tp = time.perf_counter()
+                face = match_color(restored[k], crops[k], masks[k])
+                w = float(j.options.fidelity)
+                if w < 1.0:
+                    face = cv2.addWeighted(face, w, crops[k], 1.0 - w, 0)
+                j.final[i], j.masks[i] = face, masks[k]
+                finals.append(face)
+                ft = j.face_timings[i]
+                ft.update(parse=per_parse, generate=per_gen, paste=(time.perf_counter() - tp) * 1000)
+                j.timings["paste"] = j.timings.get("paste", 0.0) + ft["paste"]
+                j.timings["parse"] += per_parse
+                j.timings["generate"] += per_gen
+            if self.embedder is not None:
+                t4 = time.perf_counter()
+                a = self.embedder.embed_aligned(crops)
+                b = self.embedder.embed_aligned(np.stack(finals))
+                cos = np.sum(np.asarray(a) * np.asarray(b), axis=1)
+                per_id = (time.perf_counter() - t4) * 1000 / len(chunk)
+                for k, (j, i) in enumerate(chunk):
+                    j.identity[i] = _round(cos[k], 4)
+                    j.face_timings[i]["identity"] = per_id
+                    j.timings["identity"] += per_id
+
+    def _finish(self, job: _Job, keep_crops: bool) -> RestoreResult:
+        d, opts, clock = job.decoded, job.options, _Clock(job.timings)
+        out_w, out_h = d.width * job.scale, d.height * job.scale
+        if opts.aligned:
+            with clock("paste"):
+                face = job.final[0]
+                interp = cv2.INTER_AREA if out_w < FACE_SIZE else cv2.INTER_LANCZOS4
+                out = face if (out_w, out_h) == (FACE_SIZE, FACE_SIZE) else cv2.resize(
+                    face, (out_w, out_h), interpolation=interp)
+            job.timings.setdefault("background", 0.0)
+        else:
+            with clock("background"):
+                canvas = enhance_background(d.rgb, job.scale, self.background)
+            with clock("paste"):
+                out = canvas
+                if job.aligned is not None and len(job.final):
+                    out = paste_faces(canvas, job.final, job.aligned.inverse_affines, job.masks, job.scale)
+        with clock("encode"):
+            fmt = image_io.output_format(opts.output_format, d)
+            if d.is_gray:
+                out = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+            pixels: np.ndarray = out
+            if d.bit_depth == 16 and fmt == "png":
+                pixels = self._to16(d, out, opts.aligned)
+            alpha = None if d.alpha is None else image_io.resize_alpha(d.alpha, out_w, out_h)
+            data = image_io.encode(pixels, fmt, quality=opts.quality, alpha=alpha, is_gray=d.is_gray)
+        for stage in STAGES:
+            job.timings.setdefault(stage, 0.0)
+        job.timings["total"] = sum(job.timings[s] for s in STAGES)
+        faces = [self._face_report(job, i) for i in range(len(job.faces))]
+        crops_in = crops_out = None
+        if keep_crops and job.aligned is not None:
+            crops_in, crops_out = list(job.aligned.crops), list(job.final)
+        return RestoreResult(
+            data=data, format=fmt, width=out_w, height=out_h, faces=faces,
+            timings={k: _round(v) for k, v in job.timings.items()}, model_version=self.model_version,
+            upscale=job.scale, image=out, input_crops=crops_in, restored_crops=crops_out,
+        )
+
+    @staticmethod
+    def _to16(d: DecodedImage, out8: np.ndarray, aligned: bool) -> np.ndarray:
+        """16-bit output: the 16-bit original resized, plus what the pipeline changed (×257).
+
+        Regions the pipeline left alone keep their full 16-bit precision instead of being quantised.
+        """
+        if d.rgb16 is None or aligned:
+            return out8.astype(np.uint16) * 257
+        h, w = out8.shape[:2]
+        base16, base8 = d.rgb16, d.rgb
+        if (w, h) != (d.width, d.height):
+            base16 = cv2.resize(base16, (w, h), interpolation=cv2.INTER_LANCZOS4)
+            base8 = cv2.resize(base8, (w, h), interpolation=cv2.INTER_LANCZOS4)
+        if d.is_gray:
+            base16 = np.repeat(cv2.cvtColor(base16, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+            base8 = np.repeat(cv2.cvtColor(base8, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+        delta = (out8.astype(np.int32) - base8.astype(np.int32)) * 257
+        return np.clip(base16.astype(np.int32) + delta, 0, 65535).astype(np.uint16)
+
+    def _face_report(self, job: _Job, i: int) -> dict[str, Any]:
+        f = job.faces[i]
+        return {
+            "index": i,
+            "box": [_round(v, 1) for v in f.box],
+            "landmarks": [[_round(x, 1), _round(y, 1)] for x, y in f.landmarks],
+            "score": None if np.isnan(f.score) else _round(f.score, 4),
+            "mask_coverage": _round(job.masks[i].mean(), 4),
+            "identity_cosine": job.identity[i],
+            "timings_ms": {k: _round(v) for k, v in job.face_timings[i].items()},
+        }
