@@ -1,0 +1,328 @@
+"""Face-part masks for 512x512 FFHQ-aligned faces.
+
+The generator is conditioned on a one-hot map of face parts, so every parser backend maps its own
+labels onto ONE class set, :data:`PART_CLASSES`. Two real backends exist:
+
+* ``bisenet`` / ``parsenet``: facexlib's CelebAMask-HQ parsers (19 labels, mapped below). They see hair,
+  ears, neck, glasses and clothes, but not irises. Their weights are downloaded by real deployments
+  into ``<weights_dir>/facexlib``; they are absent on development machines.
+* ``landmarks``: MediaPipe Face Landmarker v2 (478-point mesh) run through ``ai_edge_litert``; the mesh is
+  rasterised into polygons. It sees skin, brows, eyes, irises, nose, lips and the inner mouth, and can
+  NEVER produce ``hair``, ``ears``, ``neck``, ``eyeglasses``, ``accessories`` or ``cloth`` (those pixels
+  stay ``background``).
+
+``none`` returns all-background maps: the mask-free path (the generator also accepts ``mask=None``).
+"""
+
+from __future__ import annotations
+
+import threading
+import zipfile
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+import torch
+
+from restoration.errors import WeightsMissing
+
+#: The one class set every backend maps onto; the generator's mask channels follow this order.
+PART_CLASSES: list[str] = [
+    "background",   # 0
+    "skin",         # 1  face skin incl. forehead (landmarks: face oval minus the parts)
+    "brows",        # 2  both eyebrows
+    "eyes",         # 3  the visible eye opening (sclera + iris for the CelebA parsers)
+    "irises",       # 4  landmarks only: iris disc clipped by the eyelids
+    "nose",         # 5
+    "lips",         # 6  upper + lower lip
+    "inner_mouth",  # 7  teeth, tongue, the dark between the lips
+    "hair",         # 8  CelebA parsers only
+    "ears",         # 9  CelebA parsers only (earrings go to accessories)
+    "neck",         # 10 CelebA parsers only
+    "eyeglasses",   # 11 CelebA parsers only
+    "accessories",  # 12 CelebA parsers only: hat, earring, necklace
+    "cloth",        # 13 CelebA parsers only
+]
+NUM_PART_CLASSES: int = len(PART_CLASSES)
+_C = {name: i for i, name in enumerate(PART_CLASSES)}
+
+#: Classes the landmark backend can never produce (document for training: mask dropout covers them).
+LANDMARK_ABSENT: frozenset[str] = frozenset({"hair", "ears", "neck", "eyeglasses", "accessories", "cloth"})
+#: Classes the CelebAMask-HQ parsers can never produce.
+CELEBA_ABSENT: frozenset[str] = frozenset({"irises"})
+
+FACE_SIZE = 512
+
+# facexlib BiSeNet (zllrunning/face-parsing.PyTorch label order).
+BISENET_LABELS: list[str] = [
+    "background", "skin", "l_brow", "r_brow", "l_eye", "r_eye", "eye_g", "l_ear", "r_ear", "ear_r",
+    "nose", "mouth", "u_lip", "l_lip", "neck", "neck_l", "cloth", "hair", "hat",
+]
+# facexlib ParseNet (PSFRGAN / official CelebAMask-HQ label order).
+PARSENET_LABELS: list[str] = [
+    "background", "skin", "nose", "eye_g", "l_eye", "r_eye", "l_brow", "r_brow", "l_ear", "r_ear",
+    "mouth", "u_lip", "l_lip", "hair", "hat", "ear_r", "neck_l", "neck", "cloth",
+]
+_CELEBA_TO_PART: dict[str, str] = {
+    "background": "background", "skin": "skin", "l_brow": "brows", "r_brow": "brows",
+    "l_eye": "eyes", "r_eye": "eyes", "eye_g": "eyeglasses", "l_ear": "ears", "r_ear": "ears",
+    "ear_r": "accessories", "nose": "nose", "mouth": "inner_mouth", "u_lip": "lips", "l_lip": "lips",
+    "neck": "neck", "neck_l": "accessories", "cloth": "cloth", "hair": "hair", "hat": "accessories",
+}
+
+
+def celeba_lut(labels: list[str]) -> np.ndarray:
+    """Lookup table: CelebAMask-HQ label id (in the given order) -> PART_CLASSES id."""
+    return np.array([_C[_CELEBA_TO_PART[name]] for name in labels], dtype=np.uint8)
+
+
+class FaceParser(Protocol):
+    name: str
+
+    def parse(self, faces: np.ndarray) -> np.ndarray:
+        """uint8 N x 512 x 512 x 3 RGB aligned faces -> uint8 N x 512 x 512 PART_CLASSES ids."""
+        ...
+
+
+def _check_faces(faces: np.ndarray) -> np.ndarray:
+    faces = np.asarray(faces)
+    if faces.ndim == 3:
+        faces = faces[None]
+    if faces.ndim != 4 or faces.shape[1:] != (FACE_SIZE, FACE_SIZE, 3) or faces.dtype != np.uint8:
+        raise ValueError(f"expected uint8 N x {FACE_SIZE} x {FACE_SIZE} x 3 RGB faces, got {faces.dtype} "
+                         f"{faces.shape}")
+    return faces
+
+
+def one_hot(labels: np.ndarray | torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
+    """Class-id maps (N x H x W, or H x W) -> float one-hot N x NUM_PART_CLASSES x H x W for the generator."""
+    lab = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
+    if lab.ndim == 2:
+        lab = lab[None]
+    lab = lab.to(device=device, dtype=torch.long)
+    out = torch.zeros((lab.shape[0], NUM_PART_CLASSES, *lab.shape[1:]), device=lab.device)
+    return out.scatter_(1, lab.unsqueeze(1), 1.0)
+
+
+class NoneParser:
+    """All background: the mask-free path, so callers need no special case."""
+
+    name = "none"
+
+    def parse(self, faces: np.ndarray) -> np.ndarray:
+        faces = _check_faces(faces)
+        return np.zeros(faces.shape[:3], dtype=np.uint8)
+
+
+class CelebAParser:
+    """facexlib BiSeNet / ParseNet at 512, labels remapped onto PART_CLASSES."""
+
+    def __init__(self, kind: str, weights_path: Path, device: str = "cpu") -> None:
+        from facexlib.parsing.bisenet import BiSeNet
+        from facexlib.parsing.parsenet import ParseNet
+
+        self.name = kind
+        self.device = torch.device(device)
+        if kind == "bisenet":
+            net: torch.nn.Module = BiSeNet(num_class=19)
+            self._mean, self._std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+            self._lut = torch.from_numpy(celeba_lut(BISENET_LABELS))
+        else:
+            net = ParseNet(in_size=512, out_size=512, parsing_ch=19)
+            self._mean, self._std = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+            self._lut = torch.from_numpy(celeba_lut(PARSENET_LABELS))
+        net.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True), strict=True)
+        self.net = net.eval().to(self.device)
+        self._lut = self._lut.to(self.device)
+
+    @torch.inference_mode()
+    def parse(self, faces: np.ndarray, batch_size: int = 8) -> np.ndarray:
+        faces = _check_faces(faces)
+        mean = torch.tensor(self._mean, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(self._std, device=self.device).view(1, 3, 1, 1)
+        out = []
+        for i in range(0, len(faces), batch_size):
+            x = torch.from_numpy(faces[i:i + batch_size]).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+            logits = self.net((x - mean) / std)[0]
+            out.append(self._lut[logits.argmax(1)].cpu().numpy())
+        return np.concatenate(out, 0)
+
+
+# --- landmark backend ------------------------------------------------------------------------------
+# MediaPipe canonical mesh index loops (from the published face-mesh topology), each a closed polygon.
+_FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+              152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
+_LIPS_OUTER = [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146]
+_LIPS_INNER = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95]
+_EYE_R = [33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7]  # subject's right
+_EYE_L = [263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249]
+_BROW_R = [70, 63, 105, 66, 107, 55, 65, 52, 53, 46]  # upper edge outward->inward, lower edge back
+_BROW_L = [300, 293, 334, 296, 336, 285, 295, 282, 283, 276]
+_NOSE_HULL = [168, 193, 417, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 97, 326, 327, 64, 294, 48, 278, 115, 344,
+              220, 440, 45, 275]
+_IRIS_R = (468, [469, 470, 471, 472])  # centre, ring
+_IRIS_L = (473, [474, 475, 476, 477])
+
+#: facexlib's FFHQ 5-point template at 512 (eye, eye, nose, mouth corner, mouth corner).
+FFHQ_TEMPLATE_512 = np.array([[192.98138, 239.94708], [318.90277, 240.1936], [256.63416, 314.01935],
+                              [201.26117, 371.41043], [313.08905, 371.15118]], dtype=np.float32)
+# mesh points comparable with the template: eye centres (iris centres), nose tip, mouth corners
+_TEMPLATE_MESH_IDX = [468, 473, 1, 61, 291]
+
+
+def _sub(lm: np.ndarray, idx: list[int]) -> np.ndarray:
+    return np.round(lm[idx, :2] * 8).astype(np.int32)  # 3 fractional bits for cv2 shift=3
+
+
+def rasterise_landmarks(lm: np.ndarray, size: int = FACE_SIZE) -> np.ndarray:
+    """478 x 2(+) mesh points in pixel coordinates of a ``size`` crop -> uint8 size x size class map.
+
+    Later parts overwrite earlier ones: skin < nose < brows < eyes < irises (clipped to the eye) < lips <
+    inner mouth.
+    """
+    lab = np.zeros((size, size), dtype=np.uint8)
+
+    def fill(idx: list[int], cls: str, target: np.ndarray = lab) -> None:
+        cv2.fillPoly(target, [_sub(lm, idx)], int(_C[cls]), lineType=cv2.LINE_8, shift=3)
+
+    fill(_FACE_OVAL, "skin")
+    nose = cv2.convexHull(_sub(lm, _NOSE_HULL))
+    cv2.fillPoly(lab, [nose], int(_C["nose"]), shift=3)
+    fill(_BROW_R, "brows")
+    fill(_BROW_L, "brows")
+    for eye, (centre, ring) in ((_EYE_R, _IRIS_R), (_EYE_L, _IRIS_L)):
+        eye_mask = np.zeros_like(lab)
+        fill(eye, "eyes", eye_mask)
+        lab[eye_mask > 0] = _C["eyes"]
+        c = lm[centre, :2]
+        r = float(np.mean(np.linalg.norm(lm[ring, :2] - c, axis=1)))
+        iris = np.zeros_like(lab)
+        cv2.circle(iris, (int(round(c[0] * 8)), int(round(c[1] * 8))), int(round(r * 8)), 1, -1, shift=3)
+        lab[(iris > 0) & (eye_mask > 0)] = _C["irises"]
+    fill(_LIPS_OUTER, "lips")
+    fill(_LIPS_INNER, "inner_mouth")
+    return lab
+
+
+def template_landmark_error(lm: np.ndarray) -> float:
+    """Mean distance (px at 512) between mesh eye/nose/mouth points and the FFHQ template.
+
+    On well-aligned faces this is ~5-15 px; a large value means the mesh failed (e.g. a very degraded face).
+    """
+    return float(np.mean(np.linalg.norm(lm[_TEMPLATE_MESH_IDX, :2] - FFHQ_TEMPLATE_512, axis=1)))
+
+
+def template_prior(size: int = FACE_SIZE) -> np.ndarray:
+    """A coarse part map drawn from the 5-point template alone: the fallback when the mesh fails."""
+    s = size / FACE_SIZE
+    t = FFHQ_TEMPLATE_512 * s
+    lab = np.zeros((size, size), dtype=np.uint8)
+    cx = float(t[:, 0].mean())
+    cv2.ellipse(lab, (int(cx), int(0.5 * (t[0, 1] + t[3, 1]))), (int(150 * s), int(200 * s)), 0, 0, 360,
+                int(_C["skin"]), -1)
+    for e in t[:2]:
+        brow_c, eye_c = (int(e[0]), int(e[1] - 32 * s)), (int(e[0]), int(e[1]))
+        cv2.ellipse(lab, brow_c, (int(34 * s), int(9 * s)), 0, 0, 360, int(_C["brows"]), -1)
+        cv2.ellipse(lab, eye_c, (int(26 * s), int(11 * s)), 0, 0, 360, int(_C["eyes"]), -1)
+    nx, ny = t[2, 0], t[2, 1] + 10 * s
+    nose = np.array([[cx, t[0, 1]], [nx - 24 * s, ny], [nx + 24 * s, ny]])
+    cv2.fillPoly(lab, [np.round(nose).astype(np.int32)], int(_C["nose"]))
+    mc = t[3:].mean(0)
+    half_w = float(np.linalg.norm(t[4] - t[3])) / 2
+    cv2.ellipse(lab, (int(mc[0]), int(mc[1])), (int(half_w), int(16 * s)), 0, 0, 360, int(_C["lips"]), -1)
+    return lab
+
+
+class LandmarkParser:
+    """MediaPipe 478-point mesh on the aligned crop resized to 256, rasterised to part polygons.
+
+    The aligned face is already centred and scaled like the mesh model's training crops, so the face
+    detector stage is skipped. Degraded faces: the input is area-downsampled to 256 (which already
+    removes much noise), grey inputs work as is, and when the mesh is implausible (low presence score or
+    far from the alignment template) the face falls back to :func:`template_prior` rather than to a
+    wrong mask.
+    """
+
+    name = "landmarks"
+    MODEL_IN = 256
+    #: fallback thresholds: presence logit, template error in px at 512
+    MIN_PRESENCE_LOGIT = -2.0
+    MAX_TEMPLATE_ERROR = 45.0
+
+    def __init__(self, task_path: Path, num_threads: int = 2) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        with zipfile.ZipFile(task_path) as z:
+            content = z.read("face_landmarks_detector.tflite")
+        self._interp = Interpreter(model_content=content, num_threads=num_threads)
+        self._in = self._interp.get_input_details()[0]["index"]
+        self._interp.allocate_tensors()
+        outs = self._interp.get_output_details()
+        self._out_lm, self._out_presence = outs[0]["index"], outs[1]["index"]
+        self._batch = 1
+        self._lock = threading.Lock()  # a TFLite interpreter is not thread-safe
+
+    def landmarks(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Aligned faces -> (N x 478 x 3 mesh in 512-px coordinates, N presence logits)."""
+        faces = _check_faces(faces)
+        size = (self.MODEL_IN, self.MODEL_IN)
+        x = np.stack([cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in faces])
+        x = x.astype(np.float32) / 255.0  # the mesh model takes RGB in [0, 1]
+        with self._lock:
+            if len(x) != self._batch:
+                self._interp.resize_tensor_input(self._in, [len(x), self.MODEL_IN, self.MODEL_IN, 3])
+                self._interp.allocate_tensors()
+                self._batch = len(x)
+            self._interp.set_tensor(self._in, x)
+            self._interp.invoke()
+            lm = self._interp.get_tensor(self._out_lm).reshape(len(x), 478, 3).copy()
+            presence = self._interp.get_tensor(self._out_presence).reshape(len(x)).copy()
+        lm *= FACE_SIZE / self.MODEL_IN
+        return lm, presence
+
+    def parse(self, faces: np.ndarray, batch_size: int = 16) -> np.ndarray:
+        faces = _check_faces(faces)
+        out = np.empty(faces.shape[:3], dtype=np.uint8)
+        for i in range(0, len(faces), batch_size):
+            lms, presence = self.landmarks(faces[i:i + batch_size])
+            for j, (lm, p) in enumerate(zip(lms, presence, strict=True)):
+                ok = p >= self.MIN_PRESENCE_LOGIT and template_landmark_error(lm) <= self.MAX_TEMPLATE_ERROR
+                out[i + j] = rasterise_landmarks(lm) if ok else template_prior()
+        return out
+
+
+def _default_weights_dir() -> Path:
+    return Path(__file__).resolve().parents[1].parent / "shared" / "weights"
+
+
+def get_parser(backend: str = "auto", weights_dir: Path | str | None = None,
+               device: str = "cpu") -> FaceParser:
+    """Build a parser. ``auto`` = BiSeNet when its weights exist, else the landmark mesh.
+
+    ``backend`` is one of ``auto``, ``bisenet``, ``parsenet``, ``landmarks``, ``none``. A backend that is
+    asked for by name but has no weights raises :class:`WeightsMissing` naming the file.
+    """
+    wd = Path(weights_dir) if weights_dir is not None else _default_weights_dir()
+    if backend == "none":
+        return NoneParser()
+    if backend == "auto":
+        backend = "bisenet" if (wd / "facexlib" / "parsing_bisenet.pth").is_file() else "landmarks"
+    if backend in ("bisenet", "parsenet"):
+        path = wd / "facexlib" / f"parsing_{backend}.pth"
+        if not path.is_file():
+            raise WeightsMissing(f"face parser '{backend}' needs {path} "
+                                 f"(facexlib release file parsing_{backend}.pth)")
+        return CelebAParser(backend, path, device=device)
+    if backend == "landmarks":
+        path = wd / "landmarks" / "face_landmarker.task"
+        if not path.is_file():
+            raise WeightsMissing(f"face parser 'landmarks' needs {path} (MediaPipe Face Landmarker v2 .task)")
+        return LandmarkParser(path)
+    raise ValueError(f"unknown parser backend {backend!r}; use auto, bisenet, parsenet, landmarks or none")
+
+
+__all__ = [
+    "PART_CLASSES", "NUM_PART_CLASSES", "LANDMARK_ABSENT", "CELEBA_ABSENT", "FaceParser", "get_parser",
+    "one_hot",    "rasterise_landmarks", "template_prior", "celeba_lut", "BISENET_LABELS", "PARSENET_LABELS",
+]

@@ -1,0 +1,147 @@
+"""Face-part parsing: the class set, the CelebA mapping, the landmark backend on real aligned faces."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from restoration.errors import WeightsMissing
+from restoration.parsing import (
+    BISENET_LABELS,
+    LANDMARK_ABSENT,
+    NUM_PART_CLASSES,
+    PARSENET_LABELS,
+    PART_CLASSES,
+    celeba_lut,
+    get_parser,
+    one_hot,
+    template_prior,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+WEIGHTS = Path(os.environ.get("WEIGHTS_DIR", REPO.parent / "shared" / "weights"))
+FACES = WEIGHTS.parent / "faces"
+TEMPLATE = np.array([[192.98138, 239.94708], [318.90277, 240.1936], [256.63416, 314.01935],
+                     [201.26117, 371.41043], [313.08905, 371.15118]])
+C = {n: i for i, n in enumerate(PART_CLASSES)}
+
+needs_landmarks = pytest.mark.skipif(not (WEIGHTS / "landmarks" / "face_landmarker.task").is_file(),
+                                     reason="no landmark weights")
+
+
+def _load512(path: Path) -> np.ndarray:
+    img = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    return cv2.resize(img, (512, 512), interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="module")
+def faces() -> np.ndarray:
+    paths = [FACES / "hq" / "ffhq_gpen" / "00000.png", FACES / "wild" / "cropped" / "codeformer_0143.png"]
+    if not all(p.is_file() for p in paths):
+        pytest.skip("shared faces not available")
+    return np.stack([_load512(p) for p in paths])
+
+
+@pytest.fixture(scope="module")
+def landmark_parser():
+    return get_parser("landmarks", WEIGHTS)
+
+
+def test_class_set() -> None:
+    assert len(set(PART_CLASSES)) == NUM_PART_CLASSES and PART_CLASSES[0] == "background"
+    assert set(PART_CLASSES) >= LANDMARK_ABSENT
+
+
+@pytest.mark.parametrize("labels", [BISENET_LABELS, PARSENET_LABELS])
+def test_celeba_mapping(labels: list[str]) -> None:
+    lut = celeba_lut(labels)
+    assert len(lut) == 19 and lut.max() < NUM_PART_CLASSES
+    got = {name: PART_CLASSES[lut[i]] for i, name in enumerate(labels)}
+    assert got["l_eye"] == got["r_eye"] == "eyes"
+    assert got["u_lip"] == got["l_lip"] == "lips"
+    assert got["mouth"] == "inner_mouth" and got["nose"] == "nose" and got["hair"] == "hair"
+    assert got["background"] == "background" and got["eye_g"] == "eyeglasses"
+    assert "irises" not in got.values()
+
+
+@pytest.mark.parametrize("backend", ["bisenet", "parsenet"])
+def test_celeba_backends_need_weights(tmp_path: Path, backend: str) -> None:
+    with pytest.raises(WeightsMissing, match=f"parsing_{backend}.pth"):
+        get_parser(backend, tmp_path)
+
+
+def test_landmarks_need_weights(tmp_path: Path) -> None:
+    with pytest.raises(WeightsMissing, match="face_landmarker.task"):
+        get_parser("auto", tmp_path)
+
+
+def test_none_and_one_hot() -> None:
+    labels = get_parser("none", WEIGHTS).parse(np.zeros((2, 512, 512, 3), np.uint8))
+    assert labels.shape == (2, 512, 512) and labels.dtype == np.uint8 and not labels.any()
+    labels[1, 10, 20] = C["lips"]
+    oh = one_hot(labels)
+    assert oh.shape == (2, NUM_PART_CLASSES, 512, 512) and oh.dtype == torch.float32
+    assert torch.all(oh.sum(1) == 1) and oh[1, C["lips"], 10, 20] == 1
+    assert one_hot(torch.from_numpy(labels[0])).shape == (1, NUM_PART_CLASSES, 512, 512)
+
+
+def test_bad_input_rejected() -> None:
+    with pytest.raises(ValueError):
+        get_parser("none", WEIGHTS).parse(np.zeros((1, 256, 256, 3), np.uint8))
+
+
+def _assert_parts_in_place(lab: np.ndarray) -> None:
+    """Eye classes at the template eye points, lips between the mouth corners, nose at the nose point."""
+    def near(pt: np.ndarray, classes: set[str], r: int) -> bool:
+        x, y = int(pt[0]), int(pt[1])
+        window = lab[y - r:y + r + 1, x - r:x + r + 1]
+        return bool(np.isin(window, [C[c] for c in classes]).any())
+
+    assert near(TEMPLATE[0], {"eyes", "irises"}, 10) and near(TEMPLATE[1], {"eyes", "irises"}, 10)
+    assert near(TEMPLATE[2], {"nose"}, 12)
+    assert near(TEMPLATE[3:].mean(0), {"lips", "inner_mouth"}, 16)
+    assert lab[5, 5] == C["background"] and (lab == C["skin"]).mean() > 0.1
+
+
+@needs_landmarks
+def test_landmark_parser_real_faces(landmark_parser, faces: np.ndarray) -> None:
+    assert landmark_parser.name == "landmarks"
+    labels = landmark_parser.parse(faces)
+    assert labels.shape == (2, 512, 512) and labels.dtype == np.uint8
+    for lab in labels:
+        present = {PART_CLASSES[i] for i in np.unique(lab)}
+        assert present.isdisjoint(LANDMARK_ABSENT)
+        assert {"skin", "brows", "eyes", "irises", "nose", "lips"} <= present
+        _assert_parts_in_place(lab)
+    # batching does not change the result
+    assert np.array_equal(landmark_parser.parse(faces[1:]), labels[1:])
+
+
+@needs_landmarks
+def test_landmark_parser_degraded_face(landmark_parser, faces: np.ndarray) -> None:
+    rng = np.random.default_rng(0)
+    small = cv2.resize(faces[0], (64, 64), interpolation=cv2.INTER_AREA)
+    bad = cv2.resize(small, (512, 512), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    bad = np.clip(bad + rng.normal(0, 20, bad.shape), 0, 255).astype(np.uint8)
+    ok, jpg = cv2.imencode(".jpg", bad, [cv2.IMWRITE_JPEG_QUALITY, 15])
+    bad = cv2.imdecode(jpg, cv2.IMREAD_UNCHANGED)
+    gray = np.repeat(cv2.cvtColor(faces[1], cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    for lab in landmark_parser.parse(np.stack([bad, gray])):
+        _assert_parts_in_place(lab)
+
+
+@needs_landmarks
+def test_landmark_parser_falls_back_on_noise(landmark_parser) -> None:
+    noise = np.random.default_rng(1).integers(0, 255, (1, 512, 512, 3), dtype=np.uint8)
+    lab = landmark_parser.parse(noise)[0]
+    assert lab.shape == (512, 512)
+    assert np.array_equal(lab, template_prior()) or (lab != 0).any()
+
+
+def test_template_prior_parts_in_place() -> None:
+    _assert_parts_in_place(template_prior())
