@@ -1,0 +1,87 @@
+"""StyleGAN2-style residual discriminator (the adversarial half of the training only; never shipped).
+
+Residual blocks with 2x average-pool down-sampling, a minibatch-stddev layer (so D can see a lack of
+variety across the batch) and a small head. Sized by ``DiscriminatorConfig`` so the checkpoint that
+travels between GPU chunks stays small. ``forward(..., features=True)`` also returns every block's
+output, for the feature-matching loss.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    size: int = 512
+    ch_base: int = 16  # channels at full resolution, doubled per halving ...
+    ch_max: int = 128  # ... up to this
+    min_res: int = 4
+    mbstd_group: int = 4
+
+    def ch(self, res: int) -> int:
+        return min(self.ch_max, self.ch_base * self.size // res)
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cin, 3, padding=1)
+        self.conv2 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.leaky_relu(self.conv1(x), 0.2)
+        y = F.leaky_relu(self.conv2(F.avg_pool2d(y, 2)), 0.2)
+        return (y + self.skip(F.avg_pool2d(x, 2))) / math.sqrt(2)
+
+
+def minibatch_stddev(x: torch.Tensor, group: int) -> torch.Tensor:
+    """Append one channel: the std of features across groups of samples (StyleGAN2)."""
+    n, c, h, w = x.shape
+    g = min(group, n)
+    while n % g:
+        g -= 1
+    y = x.float().reshape(g, n // g, c, h, w)
+    y = (y.var(0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # n/g
+    y = y.to(x.dtype).reshape(1, n // g, 1, 1, 1).expand(g, -1, 1, h, w).reshape(n, 1, h, w)
+    return torch.cat([x, y], 1)
+
+
+class Discriminator(nn.Module):
+    """N×3×S×S in [-1, 1] -> N logits (real > 0)."""
+
+    def __init__(self, config: DiscriminatorConfig | None = None) -> None:
+        super().__init__()
+        cfg = config or DiscriminatorConfig()
+        self.config = cfg
+        self.from_rgb = nn.Conv2d(3, cfg.ch(cfg.size), 1)
+        blocks, res = [], cfg.size
+        while res > cfg.min_res:
+            blocks.append(_ResBlock(cfg.ch(res), cfg.ch(res // 2)))
+            res //= 2
+        self.blocks = nn.ModuleList(blocks)
+        c = cfg.ch(cfg.min_res)
+        self.conv = nn.Conv2d(c + 1, c, 3, padding=1)
+        self.fc = nn.Linear(c * cfg.min_res**2, c)
+        self.out = nn.Linear(c, 1)
+
+    def forward(
+        self, x: torch.Tensor, features: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        h = F.leaky_relu(self.from_rgb(x), 0.2)
+        feats = []
+        for block in self.blocks:
+            h = block(h)
+            feats.append(h)
+        h = F.leaky_relu(self.conv(minibatch_stddev(h, self.config.mbstd_group)), 0.2)
+        logits = self.out(F.leaky_relu(self.fc(h.flatten(1)), 0.2)).squeeze(1)
+        return (logits, feats) if features else logits
+
+
+__all__ = ["Discriminator", "DiscriminatorConfig", "minibatch_stddev"]
