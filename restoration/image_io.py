@@ -24,6 +24,7 @@ from restoration.errors import ImageTooLarge, ImageTooSmall, InvalidImage, Trunc
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO")
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")  # JPEG, PNG
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 #: an RGB photo whose channels differ by no more than this (99.5th percentile) is treated as gray:
 #: old black-and-white scans are often saved as RGB, and must not come back with a colour cast.
@@ -85,6 +86,8 @@ def _open(data: bytes, limits: ImageLimits) -> Image.Image:
     except Image.DecompressionBombError as e:
         raise ImageTooLarge(f"decompression bomb refused: {e}") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        if data.startswith(_SIGNATURES):  # a real image's first bytes, cut inside its headers
+            raise TruncatedImage(f"the image ends inside its header ({len(data)} bytes): {e}") from e
         raise InvalidImage(f"not a decodable image ({len(data)} bytes): {e}") from e
     if im.format not in SUPPORTED_FORMATS:
         raise InvalidImage(f"unsupported format {im.format}; use JPEG, PNG, WebP, BMP or TIFF")
@@ -165,9 +168,9 @@ def decode(data: bytes, limits: ImageLimits | None = None) -> DecodedImage:
     limits = limits or ImageLimits()
     im = _open(data, limits)
     fmt = "JPEG" if im.format == "MPO" else str(im.format)
-    bit_depth = _file_bit_depth(im)
-    orientation = int(im.getexif().get(0x0112, 1) or 1)
+    bit_depth = _file_bit_depth(im)  # before load(), which drops the tile list it reads
     _load(im, len(data))
+    orientation = int(im.getexif().get(0x0112, 1) or 1)  # PNG keeps EXIF after the pixels
     gray_mode = im.mode in _GRAY_MODES
     has_alpha = im.mode in ("RGBA", "LA", "La", "PA", "RGBa") or (
         im.mode in ("P", "L", "RGB") and "transparency" in im.info

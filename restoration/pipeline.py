@@ -65,6 +65,8 @@ class RestoreResult:
     #: aligned input and restored crops (RGB uint8 512×512), only when asked for (``keep_crops``)
     input_crops: list[np.ndarray] | None = field(default=None, repr=False)
     restored_crops: list[np.ndarray] | None = field(default=None, repr=False)
+    #: where faces were pasted (H×W uint8, 255 = face), only with ``keep_crops``
+    paste_mask: np.ndarray | None = field(default=None, repr=False)
 
     def to_report(self) -> dict[str, Any]:
         return {
@@ -191,15 +193,12 @@ class Restorer:
         self, data: bytes, options: RestoreOptions, *, keep_crops: bool = False
     ) -> RestoreResult:
         """Restore one encoded photo; raises a :class:`RestorationError` with a stable code on bad input."""
-        result = self.restore_many([data], options, keep_crops=keep_crops)[0]
-        if isinstance(result, RestorationError):
-            raise result
-        return result
+        return self.restore_image(data, options, keep_crops=keep_crops)
 
     def restore_image(
-        self, image: DecodedImage | np.ndarray, options: RestoreOptions, *, keep_crops: bool = False
+        self, image: bytes | DecodedImage | np.ndarray, options: RestoreOptions, *, keep_crops: bool = False
     ) -> RestoreResult:
-        """Restore a decoded photo or an RGB uint8 array (H×W×3, or H×W gray)."""
+        """Restore a decoded photo, an RGB uint8 array (H×W×3, or H×W gray) or encoded bytes."""
         result = self.restore_many([image], options, keep_crops=keep_crops)[0]
         if isinstance(result, RestorationError):
             raise result
@@ -388,13 +387,17 @@ class Restorer:
             job.timings.setdefault(stage, 0.0)
         job.timings["total"] = sum(job.timings[s] for s in STAGES)
         faces = [self._face_report(job, i) for i in range(len(job.faces))]
-        crops_in = crops_out = None
+        crops_in = crops_out = where = None
         if keep_crops and job.aligned is not None:
             crops_in, crops_out = list(job.aligned.crops), list(job.final)
+            if not opts.aligned:
+                white = np.full_like(job.final, 255)
+                black = np.zeros((out_h, out_w, 3), np.uint8)
+                where = paste_faces(black, white, job.aligned.inverse_affines, job.masks, job.scale)[..., 0]
         return RestoreResult(
             data=data, format=fmt, width=out_w, height=out_h, faces=faces,
             timings={k: _round(v) for k, v in job.timings.items()}, model_version=self.model_version,
-            upscale=job.scale, image=out, input_crops=crops_in, restored_crops=crops_out,
+            upscale=job.scale, image=out, input_crops=crops_in, restored_crops=crops_out, paste_mask=where,
         )
 
     @staticmethod

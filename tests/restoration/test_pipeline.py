@@ -1,0 +1,165 @@
+"""End-to-end pipeline behaviour on real photos (Solvay 1927) and synthetic edge cases, CPU only."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+from restoration_testutil import SOLVAY, encode, face_photo
+
+from restoration.errors import InvalidImage, RestorationError, WeightsMissing
+from restoration.options import RestoreOptions
+from restoration.pipeline import RestoreResult
+
+
+def _decode_any(data: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+@pytest.fixture(scope="module")
+def solvay_identity(identity_restorer, faces_dir) -> tuple[np.ndarray, RestoreResult]:
+    data = SOLVAY.read_bytes()
+    res = identity_restorer.restore_bytes(data, RestoreOptions(upscale=1, fidelity=1.0), keep_crops=True)
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), res
+
+
+def test_solvay_faces_detected_and_pasted(solvay_identity) -> None:
+    _, res = solvay_identity
+    assert len(res.faces) >= 27
+    assert all(f["mask_coverage"] > 0.05 for f in res.faces)
+    assert res.paste_mask is not None
+    for f in res.faces:  # every face was really pasted: its box centre lies under the paste mask
+        x1, y1, x2, y2 = f["box"]
+        assert res.paste_mask[int((y1 + y2) / 2), int((x1 + x2) / 2)] > 128
+
+
+def test_identity_leaves_background_intact_and_no_seam(solvay_identity) -> None:
+    src, res = solvay_identity
+    out, mask = res.image.astype(np.int16), res.paste_mask
+    assert out.shape == src.shape
+    diff = np.abs(out - src).max(axis=2)
+    assert diff[mask == 0].max() <= 1  # outside every face mask: untouched
+    # the transition band of the soft masks: no step, no ringing
+    band = (mask > 5) & (mask < 250)
+    assert band.sum() > 1000
+    assert np.percentile(diff[band], 99) <= 12
+
+    def grad(img: np.ndarray) -> np.ndarray:
+        g = cv2.cvtColor(img.astype(np.uint8), cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1))
+
+    excess = grad(out) - grad(src)  # a seam would add gradient along the mask edge
+    assert np.percentile(excess[band], 99) <= 40
+    assert float(excess[band].mean()) <= 2.0
+
+
+def test_solvay_classical_upscaled(restorer, faces_dir) -> None:
+    res = restorer.restore_bytes(SOLVAY.read_bytes(), RestoreOptions(upscale=2))
+    assert len(res.faces) >= 27 and res.upscale == 2
+    assert (res.width, res.height) == (res.image.shape[1], res.image.shape[0])
+    assert res.model_version.startswith("classical-v1")
+    report = res.to_report()
+    assert set(res.timings) >= {"decode", "detect", "align", "parse", "generate", "paste", "background",
+                                "encode", "total"}
+    face = report["faces"][0]
+    assert set(face) >= {"box", "landmarks", "score", "mask_coverage", "identity_cosine", "timings_ms"}
+    assert len(face["landmarks"]) == 5
+    if restorer.embedder is not None:
+        assert all(-1.0 <= f["identity_cosine"] <= 1.0 for f in report["faces"])
+
+
+def test_exif_rotated_photo_comes_out_upright(identity_restorer, faces_dir) -> None:
+    upright = face_photo()
+    stored = np.ascontiguousarray(np.rot90(upright, 1))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(stored, "JPEG", quality=95, exif=exif)
+    res = identity_restorer.restore_bytes(data, RestoreOptions(upscale=1))
+    assert res.image.shape == upright.shape and len(res.faces) == 1
+    assert np.abs(res.image.astype(int) - upright).mean() < 4  # the same upright picture (JPEG aside)
+
+
+def test_rgba_keeps_alpha(identity_restorer, faces_dir) -> None:
+    rgb = face_photo()
+    alpha = np.tile(np.linspace(60, 255, rgb.shape[1]).astype(np.uint8), (rgb.shape[0], 1))
+    res = identity_restorer.restore_bytes(encode(np.dstack([rgb, alpha])), RestoreOptions(upscale=2))
+    out = Image.open(io.BytesIO(res.data))
+    assert res.format == "png" and out.mode == "RGBA" and out.size == (2 * rgb.shape[1], 2 * rgb.shape[0])
+    assert np.abs(np.asarray(out)[..., 3].astype(int)[:, ::2][::2] - alpha).max() <= 3
+
+
+def test_sixteen_bit_keeps_depth(identity_restorer, faces_dir) -> None:
+    rgb16 = face_photo().astype(np.uint16) * 257
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb16, cv2.COLOR_RGB2BGR))
+    res = identity_restorer.restore_bytes(buf.tobytes(), RestoreOptions(upscale=1))
+    out = _decode_any(res.data)
+    assert res.format == "png" and out.dtype == np.uint16 and out.shape == rgb16.shape
+    assert len(res.faces) == 1
+
+
+def test_gray_stays_gray(restorer, faces_dir) -> None:
+    gray = cv2.cvtColor(face_photo(), cv2.COLOR_RGB2GRAY)
+    res = restorer.restore_bytes(encode(gray), RestoreOptions(upscale=1))
+    assert Image.open(io.BytesIO(res.data)).mode == "L" and len(res.faces) == 1
+
+
+def test_no_face_returns_background(restorer) -> None:
+    yy, xx = np.mgrid[0:120, 0:160]
+    img = np.dstack([xx * 1.5, yy * 2, np.full_like(xx, 90)]).astype(np.uint8)
+    res = restorer.restore_bytes(encode(img), RestoreOptions(upscale=2))
+    assert res.faces == [] and (res.width, res.height) == (320, 240)
+    plain = cv2.resize(img, (320, 240), interpolation=cv2.INTER_CUBIC)
+    assert np.abs(res.image.astype(int) - plain).mean() < 3
+
+
+def test_aligned_face(restorer, faces_dir) -> None:
+    face = face_photo()
+    crop = cv2.resize(face, (512, 512))
+    res = restorer.restore_bytes(encode(crop), RestoreOptions(aligned=True, upscale=1))
+    assert (res.width, res.height) == (512, 512) and len(res.faces) == 1 and res.timings["detect"] == 0
+
+
+def test_fidelity_zero_keeps_input_face(restorer, faces_dir) -> None:
+    src = face_photo()
+    res = restorer.restore_image(src, RestoreOptions(upscale=1, fidelity=0.0), keep_crops=True)
+    assert len(res.faces) == 1
+    assert np.array_equal(res.restored_crops[0], res.input_crops[0])
+
+
+def test_errors_have_codes(restorer) -> None:
+    cases = {
+        encode(np.zeros((1, 1, 3), np.uint8)): "image_too_small",
+        encode(np.zeros((64, 64, 3), np.uint8), "JPEG")[:300]: "truncated_image",
+        b"\x00garbage": "invalid_image",
+    }
+    for data, code in cases.items():
+        with pytest.raises(RestorationError) as e:
+            restorer.restore_bytes(data, RestoreOptions())
+        assert e.value.code == code
+
+
+def test_restore_many_mixes_results_and_errors(restorer, faces_dir) -> None:
+    good = encode(face_photo(), "JPEG")
+    results = restorer.restore_many([good, b"", SOLVAY.read_bytes()], RestoreOptions(upscale=1))
+    assert isinstance(results[0], RestoreResult) and len(results[0].faces) == 1
+    assert isinstance(results[1], InvalidImage)
+    assert isinstance(results[2], RestoreResult) and len(results[2].faces) >= 27
+    assert results[0].format == "jpeg"
+
+
+def test_missing_detector_weights_name_file_and_url(tmp_path, monkeypatch) -> None:
+    import facexlib.utils.misc as misc
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(misc, "download_url_to_file", offline)
+    from restoration.detection import FaceDetector
+
+    with pytest.raises(WeightsMissing) as e:
+        FaceDetector(tmp_path, "cpu")
+    msg = str(e.value)
+    assert "detection_mobilenet0.25_Final.pth" in msg and str(tmp_path) in msg and "https://" in msg
