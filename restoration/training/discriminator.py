@@ -8,12 +8,13 @@ output, for the feature-matching loss.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from restoration.generator import ResBlockDown  # the same residual down block as the encoder
 
 
 @dataclass(frozen=True)
@@ -26,19 +27,6 @@ class DiscriminatorConfig:
 
     def ch(self, res: int) -> int:
         return min(self.ch_max, self.ch_base * self.size // res)
-
-
-class _ResBlock(nn.Module):
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cin, 3, padding=1)
-        self.conv2 = nn.Conv2d(cin, cout, 3, padding=1)
-        self.skip = nn.Conv2d(cin, cout, 1, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.leaky_relu(self.conv1(x), 0.2)
-        y = F.leaky_relu(self.conv2(F.avg_pool2d(y, 2)), 0.2)
-        return (y + self.skip(F.avg_pool2d(x, 2))) / math.sqrt(2)
 
 
 def minibatch_stddev(x: torch.Tensor, group: int) -> torch.Tensor:
@@ -63,7 +51,7 @@ class Discriminator(nn.Module):
         self.from_rgb = nn.Conv2d(3, cfg.ch(cfg.size), 1)
         blocks, res = [], cfg.size
         while res > cfg.min_res:
-            blocks.append(_ResBlock(cfg.ch(res), cfg.ch(res // 2)))
+            blocks.append(ResBlockDown(cfg.ch(res), cfg.ch(res // 2)))
             res //= 2
         self.blocks = nn.ModuleList(blocks)
         c = cfg.ch(cfg.min_res)
