@@ -120,6 +120,10 @@ def test_landmark_parser_real_faces(landmark_parser, faces: np.ndarray) -> None:
         _assert_parts_in_place(lab)
     # batching does not change the result
     assert np.array_equal(landmark_parser.parse(faces[1:]), labels[1:])
+    mesh = landmark_parser.landmarks(faces)
+    assert mesh.points.shape == (2, 478, 3) and np.all(mesh.presence > 0) and np.all(mesh.spread < 0.1)
+    irises = mesh.points[:, [468, 473], :2]  # the subject's right, then left iris centre
+    assert np.abs(irises - TEMPLATE[None, :2]).max() < 15
 
 
 @needs_landmarks
