@@ -196,7 +196,11 @@ class MobileFaceNet(nn.Module):
     """MobileFaceNet (MobileNetV2 bottlenecks + global depthwise conv): N x 3 x 112 x 112 -> N x 128.
 
     Input normalised like :class:`IdentityEmbedder` (RGB, (x - 127.5) / 128). Output is NOT normalised.
+    Once :meth:`freeze` is called (``load_torch_mobilefacenet`` does), ``.train()`` keeps it in eval mode, so
+    a loss module that holds it cannot switch its BatchNorms to batch statistics by accident.
     """
+
+    _frozen = False
 
     #: (expansion, out channels, repeats, first stride), inferred from the checkpoint's shapes
     SETTING = ((2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1))
@@ -217,6 +221,14 @@ class MobileFaceNet(nn.Module):
         self.conv3 = nn.Conv2d(512, EMBED_DIM, 1)
         self.bn = nn.BatchNorm2d(EMBED_DIM)
 
+    def freeze(self) -> MobileFaceNet:
+        self._frozen = True
+        self.requires_grad_(False)
+        return super().train(False)
+
+    def train(self, mode: bool = True) -> MobileFaceNet:
+        return super().train(mode and not self._frozen)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(self.dw_conv(self.conv1(x)))
         x = self.conv3(self.gdconv(self.conv2(x)))
@@ -228,8 +240,7 @@ def load_torch_mobilefacenet(weights_dir: Path | str, device: str | torch.device
     path = _check_weights(weights_dir, "mobilefacenet.pt")
     net = MobileFaceNet()
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
-    net.eval().requires_grad_(False)
-    return net.to(device)
+    return net.freeze().to(device)
 
 
 def align_ffhq_to_arcface(faces: torch.Tensor) -> torch.Tensor:

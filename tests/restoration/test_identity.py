@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from restoration_testutil import FACES_DIR as FACES
+from restoration_testutil import WEIGHTS_DIR as WEIGHTS
 
 from restoration.errors import WeightsMissing
 from restoration.identity import (
@@ -21,9 +22,6 @@ from restoration.identity import (
     similarity_matrix,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-WEIGHTS = Path(os.environ.get("WEIGHTS_DIR", REPO.parent / "shared" / "weights"))
-FACES = WEIGHTS.parent / "faces"
 PAIRS = FACES / "identity_pairs"
 
 pytestmark = pytest.mark.skipif(not (WEIGHTS / "identity" / "MobileFaceNet.onnx").is_file(),
@@ -102,3 +100,10 @@ def test_same_person_closer_than_different(embedder: IdentityEmbedder) -> None:
     s_diff = [cosine(emb(r["file_x"]), emb(r["file_y"])) for r in diff]
     assert min(s_same) > max(s_diff), (s_same, s_diff)
     assert np.mean(s_same) > 0.5 > 0.25 > np.mean(s_diff)
+
+
+def test_torch_twin_stays_frozen() -> None:
+    net = load_torch_mobilefacenet(WEIGHTS)
+    holder = torch.nn.ModuleList([net]).train()
+    assert not net.training and not any(p.requires_grad for p in net.parameters())
+    assert holder.training

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
+from restoration_testutil import FACES_DIR as FACES
+from restoration_testutil import WEIGHTS_DIR as WEIGHTS
 
 from restoration.errors import WeightsMissing
 from restoration.parsing import (
@@ -23,9 +24,6 @@ from restoration.parsing import (
     template_prior,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-WEIGHTS = Path(os.environ.get("WEIGHTS_DIR", REPO.parent / "shared" / "weights"))
-FACES = WEIGHTS.parent / "faces"
 TEMPLATE = np.array([[192.98138, 239.94708], [318.90277, 240.1936], [256.63416, 314.01935],
                      [201.26117, 371.41043], [313.08905, 371.15118]])
 C = {n: i for i, n in enumerate(PART_CLASSES)}
