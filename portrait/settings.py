@@ -35,9 +35,6 @@ class Settings(BaseSettings):
         "postgresql+psycopg://postgres@127.0.0.1:5432/portrait",
         description="SQLAlchemy URL of the Postgres database, the source of truth for jobs.",
     )
-    database_schema: str | None = Field(
-        None, description="Optional Postgres schema (search_path); tests use one per run."
-    )
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (messages only).")
     s3_endpoint_url: str | None = Field(
         None, description="S3 endpoint; unset means AWS. MinIO/SeaweedFS: http://host:port."
@@ -90,9 +87,6 @@ class Settings(BaseSettings):
     )
     webhook_backoff_max_s: float = Field(3600.0, description="Cap of a single retry delay.")
     webhook_jitter: float = Field(0.2, description="Relative jitter of retry delays (0.2 = ±20%).")
-    allow_private_webhooks: bool = Field(
-        False, description="Allow webhook URLs on loopback/private hosts (tests, local dev)."
-    )
 
     # --- retention ----------------------------------------------------------------------------
     retention_days: int = Field(7, description="Inputs and results are deleted after this many days.")

@@ -1,0 +1,274 @@
+"""FastAPI application: ``uvicorn api.app:app``.
+
+Submit is write-then-enqueue: the job row is committed (status ``queued``) before the message is sent,
+so a Redis outage at submit loses nothing — the sweeper re-enqueues queued jobs whose message never
+left or was lost. Every error is ``{"error": {"code", "message"}}`` with a code from
+``portrait/errors.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import redis
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlalchemy import and_, or_, select, text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.auth import current_client
+from api.image_check import check_image_header
+from api.schemas import ErrorResponse, JobCreate, JobList, JobObject, job_object
+from db import jobs as jobs_db
+from db.models import Client, Job, JobStatus
+from db.session import get_engine, session_scope
+from portrait import queue
+from portrait.errors import ApiError
+from portrait.settings import get_settings
+from portrait.storage import client_prefix, get_storage, input_key
+from restoration.options import RestoreOptions
+
+log = logging.getLogger("portrait.api")
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 415, 422, 503)
+}
+
+app = FastAPI(
+    title="Portrait restoration API",
+    version="0.1.0",
+    description="Submit photos, poll jobs, receive signed webhooks. See README.md for the error codes.",
+    responses=ERRORS,
+)
+
+ClientDep = Annotated[Client, Depends(current_client)]
+
+
+def _error(code: str, message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+@app.exception_handler(ApiError)
+async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    return _error(exc.code, exc.message, exc.http_status, exc.headers)
+
+
+@app.exception_handler(RequestValidationError)
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+    return _error("validation_error", f"{where}: {first.get('msg', 'invalid')}".strip(": "), 422)
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    codes = {404: "not_found", 405: "invalid_request", 401: "unauthorized"}
+    code = codes.get(exc.status_code, "invalid_request")
+    return _error(code, str(exc.detail), exc.status_code)
+
+
+# --- health -------------------------------------------------------------------------------------
+
+
+@app.get("/healthz", tags=["health"])
+def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@app.get("/readyz", tags=["health"])
+def readyz() -> JSONResponse:
+    """Readiness: Postgres, Redis and S3 all answer. 503 with the failing checks otherwise."""
+    checks: dict[str, str] = {}
+    try:
+        with get_engine().connect() as c:
+            c.execute(text("select 1"))
+        checks["database"] = "ok"
+    except Exception as e:  # noqa: BLE001 - report any failure
+        checks["database"] = f"error: {type(e).__name__}"
+    try:
+        redis.Redis.from_url(get_settings().redis_url, socket_timeout=2).ping()
+        checks["redis"] = "ok"
+    except Exception as e:  # noqa: BLE001
+        checks["redis"] = f"error: {type(e).__name__}"
+    try:
+        get_storage().ping()
+        checks["s3"] = "ok"
+    except Exception as e:  # noqa: BLE001
+        checks["s3"] = f"error: {type(e).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
+                        status_code=200 if ok else 503)
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+
+
+async def _read_capped(upload: Any, limit: int) -> bytes:
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError("payload_too_large", f"the upload exceeds {limit} bytes")
+    return data
+
+
+async def _parse_submit(request: Request, client: Client) -> tuple[JobCreate, bytes | None]:
+    settings = get_settings()
+    ctype = request.headers.get("content-type", "")
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > settings.max_upload_bytes + 64 * 1024:
+        raise ApiError("payload_too_large", f"the upload exceeds {settings.max_upload_bytes} bytes")
+    if ctype.startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=10)
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise ApiError("invalid_request", "multipart submit needs a 'file' part")
+        data = await _read_capped(upload, settings.max_upload_bytes)
+        try:
+            raw_options = form.get("options")
+            options = json.loads(raw_options) if isinstance(raw_options, str) and raw_options else {}
+            body = JobCreate.model_validate({
+                "input": {"key": "upload"},
+                "options": options,
+                "webhook_url": form.get("webhook_url") or None,
+            })
+        except json.JSONDecodeError as e:
+            raise ApiError("invalid_request", "options must be a JSON object") from e
+        except ValidationError as e:
+            raise RequestValidationError(e.errors()) from e
+        return body, data
+    if ctype.startswith("application/json"):
+        try:
+            body = JobCreate.model_validate_json(await request.body())
+        except ValidationError as e:
+            raise RequestValidationError(e.errors()) from e
+        if body.input.key is not None and not body.input.key.startswith(client_prefix(client.id)):
+            # Another client's object (or any key outside this client's prefix) does not exist for it.
+            raise ApiError("not_found", f"object {body.input.key!r} not found under your prefix "
+                                        f"{client_prefix(client.id)!r}")
+        if body.input.url is not None and body.input.url.scheme != "https" and not settings.allow_http_urls:
+            raise ApiError("validation_error", "input.url must be https")
+        return body, None
+    raise ApiError("unsupported_media_type", "send multipart/form-data (file) or application/json")
+
+
+@app.post("/v1/jobs", status_code=202, response_model=JobObject, tags=["jobs"])
+async def create_job(request: Request, client: ClientDep) -> JobObject:
+    """Submit one photo: a multipart ``file`` upload, or JSON naming an object key or an https URL.
+
+    Multipart form fields: ``file`` (required), ``options`` (JSON object), ``webhook_url``.
+    JSON: ``{"input": {"key": "clients/<id>/…"} | {"url": "https://…"}, "options": {…}, "webhook_url": …}``.
+    """
+    settings = get_settings()
+    storage = get_storage()
+    body, data = await _parse_submit(request, client)
+    job_id = uuid.uuid4()
+    if data is not None:
+        check_image_header(data, settings)
+        key, source, url = input_key(client.id, job_id), "upload", None
+        storage.put(key, data)
+    elif body.input.key is not None:
+        size = storage.size(body.input.key)
+        if size is None:
+            raise ApiError("not_found", f"object {body.input.key!r} not found")
+        if size == 0:
+            raise ApiError("empty_input", "the input object is zero bytes")
+        if size > settings.max_upload_bytes:
+            raise ApiError("payload_too_large", f"the object exceeds {settings.max_upload_bytes} bytes")
+        key, source, url = body.input.key, "object", None
+    else:
+        key, source, url = input_key(client.id, job_id), "url", str(body.input.url)
+    with session_scope() as s:
+        job = jobs_db.create(s, client_id=client.id, job_id=job_id, input_key=key, input_source=source,
+                             input_url=url, options=body.options.model_dump(mode="json"),
+                             webhook_url=str(body.webhook_url) if body.webhook_url else None)
+    try:
+        queue.enqueue_restore(job_id)
+        with session_scope() as s:
+            jobs_db.mark_enqueued(s, job_id)
+    except Exception:  # noqa: BLE001 - the sweeper re-sends queued jobs whose message never left
+        log.exception("enqueue failed for job %s; the sweeper will retry", job_id)
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        return job_object(job, storage)
+
+
+def _own_job(job_id: uuid.UUID, client: Client) -> Job:
+    with session_scope() as s:
+        job = s.get(Job, job_id)
+        if job is None or job.client_id != client.id:
+            raise ApiError("not_found", f"job {job_id} not found")
+        return job
+
+
+@app.get("/v1/jobs/{job_id}", response_model=JobObject, tags=["jobs"])
+def get_job(job_id: uuid.UUID, client: ClientDep) -> JobObject:
+    return job_object(_own_job(job_id, client), get_storage())
+
+
+def _encode_cursor(job: Job) -> str:
+    raw = json.dumps([job.created_at.isoformat(), str(job.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, jid = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(created), uuid.UUID(jid)
+    except (ValueError, TypeError) as e:
+        raise ApiError("invalid_request", "malformed cursor") from e
+
+
+@app.get("/v1/jobs", response_model=JobList, tags=["jobs"])
+def list_jobs(
+    client: ClientDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: str | None = None,
+    status: JobStatus | None = None,
+) -> JobList:
+    """Newest first. Pass ``next_cursor`` back as ``cursor`` for the next page (stable under inserts)."""
+    q = select(Job).where(Job.client_id == client.id)
+    if status is not None:
+        q = q.where(Job.status == status)
+    if cursor:
+        created, jid = _decode_cursor(cursor)
+        q = q.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < jid)))
+    q = q.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+    with session_scope() as s:
+        rows = list(s.scalars(q))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    storage = get_storage()
+    return JobList(data=[job_object(j, storage) for j in rows], has_more=more,
+                   next_cursor=_encode_cursor(rows[-1]) if more and rows else None)
+
+
+@app.post("/v1/jobs/{job_id}/cancel", response_model=JobObject, tags=["jobs"])
+def cancel_job(job_id: uuid.UUID, client: ClientDep) -> JobObject:
+    """Cancel a queued or running job. A running job's result is discarded when its worker finishes."""
+    _own_job(job_id, client)
+    with session_scope() as s:
+        job = jobs_db.cancel(s, job_id)
+        if job is None:
+            current = s.get(Job, job_id)
+            raise ApiError("job_not_cancelable", f"job {job_id} is already {current.status.value}")
+    if job.webhook_url:
+        _send_terminal_webhook(job.id)
+    return job_object(job, get_storage())
+
+
+def _send_terminal_webhook(job_id: uuid.UUID) -> None:
+    try:
+        queue.enqueue_webhook(job_id, message_id=f"msg_{job_id.hex}")
+    except Exception:  # noqa: BLE001 - the sweeper re-sends pending webhooks
+        log.exception("could not enqueue webhook for %s", job_id)
+
+
+# Validate options eagerly at import so a bad default fails loudly at start-up, not per request.
+RestoreOptions()

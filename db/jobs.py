@@ -1,0 +1,187 @@
+"""The job state machine. Every transition is one compare-and-set UPDATE in Postgres.
+
+    queued ──claim──▶ running ──succeed──▶ succeeded
+      ▲                 │  ├──fail─────▶ failed
+      └──requeue────────┘  └──(lease expires: sweeper requeues or fails)
+    queued | running ──cancel──▶ canceled
+
+A transition only happens if the row is still in an expected state (and, for a running job, still
+held by the same attempt: ``attempts`` is the fencing token). So a redelivered Celery message, a
+worker that wakes up after its lease expired, or a cancel racing a finish can never run a finished
+job again or overwrite its outcome. Each successful transition appends a ``job_events`` row in the
+same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from db.models import Job, JobEvent, JobStatus, WebhookState
+
+ACTIVE = (JobStatus.queued, JobStatus.running)
+
+
+def _event(s: Session, job_id: uuid.UUID, old: str | None, new: str, reason: str | None = None,
+           attempt: int | None = None, worker: str | None = None) -> None:
+    s.add(JobEvent(job_id=job_id, from_status=old, to_status=new, reason=reason, attempt=attempt,
+                   worker=worker))
+
+
+def _cas(s: Session, job_id: uuid.UUID, to: JobStatus, condition: ColumnElement[bool],
+         values: dict[str, Any], reason: str | None = None, worker: str | None = None) -> Job | None:
+    """UPDATE … WHERE id = :id AND <condition> RETURNING; logs the event; None if the CAS lost."""
+    old = select(Job.id, Job.status.label("old_status")).where(Job.id == job_id).with_for_update()
+    old = old.subquery()
+    stmt = (
+        update(Job)
+        .where(Job.id == old.c.id, condition)
+        .values(status=to, **values)
+        .returning(old.c.old_status, Job.attempts)
+    )
+    row = s.execute(stmt).first()
+    if row is None:
+        return None
+    _event(s, job_id, str(row.old_status.value if hasattr(row.old_status, "value") else row.old_status),
+           to.value, reason, row.attempts, worker)
+    s.flush()
+    return s.get(Job, job_id, populate_existing=True)
+
+
+def create(s: Session, *, client_id: uuid.UUID, input_key: str, input_source: str,
+           options: dict[str, Any], input_url: str | None = None, webhook_url: str | None = None,
+           job_id: uuid.UUID | None = None) -> Job:
+    job = Job(id=job_id or uuid.uuid4(), client_id=client_id, status=JobStatus.queued, options=options,
+              input_key=input_key, input_source=input_source, input_url=input_url,
+              webhook_url=webhook_url, attempts=0, webhook_state=WebhookState.none)
+    s.add(job)
+    s.flush()
+    _event(s, job.id, None, JobStatus.queued.value, "submitted")
+    return job
+
+
+def mark_enqueued(s: Session, job_id: uuid.UUID, reason: str | None = None) -> None:
+    """Record that a message for this job was handed to the broker (the sweeper reads this)."""
+    s.execute(update(Job).where(Job.id == job_id).values(enqueued_at=func.now()))
+    if reason:
+        _event(s, job_id, JobStatus.queued.value, JobStatus.queued.value, reason)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Outcome of a claim: ``job`` is set when this worker now owns the job for ``attempt``."""
+
+    job: Job | None
+    outcome: str  # claimed | terminal | leased | exhausted | missing
+    retry_in_s: float = 0.0
+
+    @property
+    def attempt(self) -> int:
+        assert self.job is not None
+        return self.job.attempts
+
+
+def claim(s: Session, job_id: uuid.UUID, *, worker: str, lease_s: float, max_attempts: int) -> Claim:
+    """queued → running, or take over a running job whose lease expired (its worker died)."""
+    now = func.now()
+    lease = timedelta(seconds=lease_s)
+    job = _cas(
+        s, job_id, JobStatus.running,
+        and_(
+            Job.attempts < max_attempts,
+            or_(Job.status == JobStatus.queued,
+                and_(Job.status == JobStatus.running, Job.lease_expires_at < now)),
+        ),
+        dict(attempts=Job.attempts + 1, worker=worker, started_at=func.coalesce(Job.started_at, now),
+             heartbeat_at=now, lease_expires_at=now + lease),
+        worker=worker,
+    )
+    if job is not None:
+        return Claim(job, "claimed")
+    current = s.get(Job, job_id, populate_existing=True)
+    if current is None:
+        return Claim(None, "missing")
+    if current.status in (JobStatus.succeeded, JobStatus.failed, JobStatus.canceled):
+        return Claim(current, "terminal")
+    if current.attempts >= max_attempts:
+        return Claim(current, "exhausted")
+    remaining = s.scalar(select(func.extract("epoch", Job.lease_expires_at - now)).where(Job.id == job_id))
+    return Claim(current, "leased", max(float(remaining or 0.0), 0.0) + 1.0)
+
+
+def _held(job_id: uuid.UUID, attempt: int) -> ColumnElement[bool]:
+    return and_(Job.status == JobStatus.running, Job.attempts == attempt)
+
+
+def heartbeat(s: Session, job_id: uuid.UUID, attempt: int, lease_s: float) -> bool:
+    """Extend the lease; False means the job is no longer ours (canceled, or taken over)."""
+    res = s.execute(
+        update(Job).where(Job.id == job_id, _held(job_id, attempt))
+        .values(heartbeat_at=func.now(), lease_expires_at=func.now() + timedelta(seconds=lease_s))
+    )
+    return res.rowcount == 1
+
+
+def _webhook_state(job: Job | None) -> WebhookState:
+    return WebhookState.pending if job is not None and job.webhook_url else WebhookState.none
+
+
+def succeed(s: Session, job_id: uuid.UUID, attempt: int, *, worker: str, **result: Any) -> Job | None:
+    job = _cas(s, job_id, JobStatus.succeeded, _held(job_id, attempt),
+               dict(finished_at=func.now(), lease_expires_at=None, error_code=None, error_message=None,
+                    **result), worker=worker)
+    if job is not None:
+        job.webhook_state = _webhook_state(job)
+    return job
+
+
+def fail(s: Session, job_id: uuid.UUID, code: str, message: str, *, attempt: int | None = None,
+         worker: str | None = None) -> Job | None:
+    """→ failed. With ``attempt``, only if still held by it; without, from any active state."""
+    cond = _held(job_id, attempt) if attempt is not None else Job.status.in_(ACTIVE)
+    job = _cas(s, job_id, JobStatus.failed, cond,
+               dict(finished_at=func.now(), lease_expires_at=None, error_code=code,
+                    error_message=message[:2000]), reason=code, worker=worker)
+    if job is not None:
+        job.webhook_state = _webhook_state(job)
+    return job
+
+
+def requeue(s: Session, job_id: uuid.UUID, reason: str, *, attempt: int | None = None) -> Job | None:
+    """running → queued: a transient failure (attempt given) or an expired lease (attempt None)."""
+    cond = (_held(job_id, attempt) if attempt is not None
+            else and_(Job.status == JobStatus.running, Job.lease_expires_at < func.now()))
+    return _cas(s, job_id, JobStatus.queued, cond,
+                dict(lease_expires_at=None, enqueued_at=func.now()), reason=reason)
+
+
+def cancel(s: Session, job_id: uuid.UUID) -> Job | None:
+    job = _cas(s, job_id, JobStatus.canceled, Job.status.in_(ACTIVE),
+               dict(finished_at=func.now(), lease_expires_at=None), reason="canceled by client")
+    if job is not None:
+        job.webhook_state = _webhook_state(job)
+    return job
+
+
+def stale_queued(s: Session, older_than_s: float, limit: int = 500) -> list[uuid.UUID]:
+    """Queued jobs whose message was sent long ago (or never): the message is presumed lost."""
+    cutoff = func.now() - timedelta(seconds=older_than_s)
+    rows = s.scalars(
+        select(Job.id).where(Job.status == JobStatus.queued,
+                             or_(Job.enqueued_at.is_(None), Job.enqueued_at < cutoff))
+        .order_by(Job.created_at).limit(limit).with_for_update(skip_locked=True)
+    )
+    return list(rows)
+
+
+def expired_running(s: Session, limit: int = 500) -> list[Job]:
+    """Running jobs whose worker stopped heart-beating: it died or hung past its lease."""
+    return list(s.scalars(
+        select(Job).where(Job.status == JobStatus.running, Job.lease_expires_at < func.now())
+        .limit(limit).with_for_update(skip_locked=True)
+    ))

@@ -1,0 +1,164 @@
+"""SQLAlchemy 2 models: Postgres is the source of truth for every job.
+
+Redis only carries messages; anything a lost message would lose can be rebuilt from these rows by the
+sweeper (worker/sweeper.py). Status changes happen only through the compare-and-set helpers in
+``db/jobs.py``; each one appends a ``JobEvent``.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class JobStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    canceled = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.canceled})
+
+
+class WebhookState(enum.StrEnum):
+    """Where a job's terminal webhook stands; the sweeper re-sends ``pending`` ones left too long."""
+
+    none = "none"
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"
+    gone = "gone"
+
+
+def _now_default() -> Any:
+    return func.now()
+
+
+class Client(Base):
+    """A product service that calls the API. Its API key is stored only as a SHA-256 hash."""
+
+    __tablename__ = "clients"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200))
+    api_key_prefix: Mapped[str] = mapped_column(String(16), index=True)
+    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    webhook_secret: Mapped[str] = mapped_column(String(100))
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now_default())
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id"), index=True)
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(JobStatus, name="job_status", values_callable=lambda e: [m.value for m in e]),
+        default=JobStatus.queued,
+    )
+    options: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    input_key: Mapped[str] = mapped_column(Text)
+    input_source: Mapped[str] = mapped_column(String(16))  # upload | object | url
+    input_url: Mapped[str | None] = mapped_column(Text)
+    output_key: Mapped[str | None] = mapped_column(Text)
+    output_content_type: Mapped[str | None] = mapped_column(String(64))
+    output_width: Mapped[int | None] = mapped_column(Integer)
+    output_height: Mapped[int | None] = mapped_column(Integer)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    worker: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    model_version: Mapped[str | None] = mapped_column(String(200))
+    timings: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    faces: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_state: Mapped[WebhookState] = mapped_column(
+        Enum(WebhookState, name="webhook_state", values_callable=lambda e: [m.value for m in e]),
+        default=WebhookState.none,
+        server_default="none",
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now_default())
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    events: Mapped[list[JobEvent]] = relationship(
+        back_populates="job", order_by="JobEvent.id", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (
+        # cursor pagination: newest first within a client
+        Index("ix_jobs_client_created", "client_id", "created_at", "id"),
+        # the sweeper's two scans
+        Index("ix_jobs_status_lease", "status", "lease_expires_at"),
+        Index("ix_jobs_status_enqueued", "status", "enqueued_at"),
+    )
+
+
+class JobEvent(Base):
+    """One row per status transition (and a few notable non-transitions, e.g. re-enqueues)."""
+
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now_default())
+
+    job: Mapped[Job] = relationship(back_populates="events")
+
+
+class WebhookDelivery(Base):
+    """One row per delivery *attempt*; attempts of one message share ``message_id`` (webhook-id)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[str] = mapped_column(String(64), index=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[float | None]
+    next_retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now_default())

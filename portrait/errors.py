@@ -1,0 +1,53 @@
+"""The public error catalogue: every ``error.code`` the API returns or stores on a failed job.
+
+Codes are stable API; add, never rename. The README's error table is generated from the same facts,
+keep them in step. Pipeline codes come from ``restoration.errors``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    code: str
+    http_status: int
+    description: str
+
+
+CATALOGUE: dict[str, ErrorCode] = {e.code: e for e in [
+    # request errors (HTTP responses)
+    ErrorCode("unauthorized", 401, "Missing, malformed or unknown API key."),
+    ErrorCode("not_found", 404, "No such resource for this client (other clients' resources are 404 too)."),
+    ErrorCode("invalid_request", 400, "The request body or parameters are invalid; message says which."),
+    ErrorCode("validation_error", 422, "A field failed validation; message names it."),
+    ErrorCode("empty_input", 400, "The uploaded file or object is zero bytes."),
+    ErrorCode("payload_too_large", 413, "The upload exceeds MAX_UPLOAD_BYTES."),
+    ErrorCode("unsupported_media_type", 415, "Neither multipart/form-data nor application/json."),
+    ErrorCode("invalid_image", 422, "Not a decodable image (JPEG, PNG, WebP, BMP, TIFF)."),
+    ErrorCode("image_too_large", 422, "Over MAX_IMAGE_PIXELS or MAX_IMAGE_SIDE (checked from the header)."),
+    ErrorCode("image_too_small", 422, "Under MIN_IMAGE_SIDE."),
+    ErrorCode("job_not_cancelable", 409, "The job already finished."),
+    ErrorCode("service_unavailable", 503, "A backing service (DB, Redis, S3) is down; retry later."),
+    # job failure codes (stored on failed jobs)
+    ErrorCode("truncated_image", 422, "The image data ends early (a partial upload)."),
+    ErrorCode("input_missing", 422, "The input object does not exist in the bucket."),
+    ErrorCode("input_fetch_failed", 422, "The input URL could not be fetched (status, size or time cap)."),
+    ErrorCode("attempts_exhausted", 500, "The job failed or its worker died MAX_ATTEMPTS times."),
+    ErrorCode("timeout", 500, "The job ran past the task time limit."),
+    ErrorCode("weights_missing", 500, "A model weights file is missing on the worker."),
+    ErrorCode("internal_error", 500, "An unexpected error; the message has the exception type."),
+]}
+
+
+class ApiError(Exception):
+    """Raised anywhere in the API; rendered as ``{"error": {"code", "message"}}``."""
+
+    def __init__(self, code: str, message: str, http_status: int | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.http_status = http_status or CATALOGUE[code].http_status
+        self.headers = headers

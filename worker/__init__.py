@@ -1,0 +1,1 @@
+"""Celery workers: the GPU restoration task, webhook delivery and the sweeper."""

@@ -1,0 +1,38 @@
+"""The worker's Celery app: ``celery -A worker.celery_app worker …``.
+
+GPU workers run ``-P prefork -c 1 -Q gpu``: one child per GPU, which loads the pipeline once *after*
+fork (``worker_process_init``), so the parent never touches CUDA. CPU workers for webhooks and the
+sweeper run ``-Q webhooks,maintenance`` and never load the model.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery.signals import worker_process_init
+
+from portrait.queue import make_celery
+from portrait.settings import get_settings
+
+app = make_celery()
+app.conf.include = ["worker.tasks", "worker.webhooks", "worker.sweeper"]
+
+log = logging.getLogger("portrait.worker")
+
+
+@worker_process_init.connect
+def _after_fork(**_: object) -> None:
+    from db.session import dispose_engine
+    from worker import restorer
+
+    dispose_engine()  # never share the parent's DB connections
+    if get_settings().gpu_queue in _consumed_queues():
+        restorer.get_restorer()  # load the model now, once per child, not on the first job
+
+
+def _consumed_queues() -> set[str]:
+    try:
+        consumer = app.amqp.queues  # the -Q selection is applied to this mapping at start-up
+        return set(consumer.consume_from.keys()) if consumer.consume_from else set(consumer.keys())
+    except Exception:  # noqa: BLE001 - when unsure, load lazily on the first job instead
+        return set()

@@ -1,0 +1,24 @@
+"""One restoration pipeline per worker child, built from settings the first time it is needed."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Any
+
+from portrait.settings import get_settings
+
+log = logging.getLogger("portrait.worker")
+
+
+@lru_cache(maxsize=1)
+def get_restorer() -> Any:
+    from restoration.image_io import ImageLimits
+    from restoration.pipeline import Restorer
+
+    s = get_settings()
+    limits = ImageLimits(max_pixels=s.max_image_pixels, max_side=s.max_image_side, min_side=s.min_image_side)
+    r = Restorer(weights_dir=s.weights_dir, device=s.device, model_path=s.model_path,
+                 max_batch=s.max_batch_faces, limits=limits)
+    log.info("restoration pipeline ready: model %s on %s", r.model_version, getattr(r, "device", "?"))
+    return r

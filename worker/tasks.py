@@ -1,0 +1,159 @@
+"""The restoration task: claim → read input → restore → write result → record outcome → webhook.
+
+Idempotent by construction: the claim is a compare-and-set in Postgres, so a redelivered message for
+a finished job does nothing, and the outcome is recorded only if this attempt still holds the job.
+While it runs, a heartbeat thread extends the job's lease; if the worker dies, the lease expires and
+the sweeper gives the job to another worker, up to MAX_ATTEMPTS.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+
+from billiard.exceptions import SoftTimeLimitExceeded
+from botocore.exceptions import BotoCoreError, ClientError
+from sqlalchemy.exc import OperationalError
+
+from db import jobs as jobs_db
+from db.models import Job, JobStatus
+from db.session import session_scope
+from portrait import queue
+from portrait.settings import get_settings
+from portrait.storage import ObjectMissing, get_storage, result_key
+from restoration.errors import RestorationError
+from restoration.options import RestoreOptions
+from worker.celery_app import app
+from worker.fetch import FetchError, fetch_url
+from worker.restorer import get_restorer
+
+log = logging.getLogger("portrait.worker")
+
+CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+TRANSIENT = (OperationalError, BotoCoreError, ConnectionError)
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the lease every HEARTBEAT_S; notices when the job was canceled or taken over."""
+
+    def __init__(self, job_id: uuid.UUID, attempt: int) -> None:
+        super().__init__(daemon=True, name=f"heartbeat-{job_id}")
+        self.job_id, self.attempt = job_id, attempt
+        self.stop = threading.Event()
+        self.lost = False
+
+    def run(self) -> None:
+        s = get_settings()
+        while not self.stop.wait(s.heartbeat_s):
+            try:
+                with session_scope() as db:
+                    if not jobs_db.heartbeat(db, self.job_id, self.attempt, s.lease_s):
+                        self.lost = True
+                        return
+            except Exception:  # noqa: BLE001 - a missed beat is not fatal; the lease has slack
+                log.warning("heartbeat failed for %s", self.job_id, exc_info=True)
+
+
+def _read_input(job: Job) -> bytes:
+    storage, settings = get_storage(), get_settings()
+    if job.input_source == "url" and storage.size(job.input_key) is None:
+        data = fetch_url(job.input_url or "", settings)
+        storage.put(job.input_key, data)
+        return data
+    return storage.get(job.input_key)
+
+
+def _notify(job: Job | None) -> None:
+    if job is not None and job.webhook_url and job.status in (JobStatus.succeeded, JobStatus.failed,
+                                                              JobStatus.canceled):
+        try:
+            queue.enqueue_webhook(job.id, message_id=f"msg_{job.id.hex}")
+        except Exception:  # noqa: BLE001 - the sweeper re-sends pending webhooks
+            log.exception("could not enqueue webhook for %s", job.id)
+
+
+def _fail(job_id: uuid.UUID, attempt: int, worker: str, code: str, message: str) -> None:
+    with session_scope() as s:
+        job = jobs_db.fail(s, job_id, code, message, attempt=attempt, worker=worker)
+    log.info("job %s failed: %s: %s", job_id, code, message)
+    _notify(job)
+
+
+@app.task(name=queue.RESTORE_TASK, bind=True)
+def restore(self: Any, job_id: str) -> str:
+    settings = get_settings()
+    jid = uuid.UUID(job_id)
+    worker = self.request.hostname or "worker"
+    with session_scope() as s:
+        claim = jobs_db.claim(s, jid, worker=worker, lease_s=settings.lease_s,
+                              max_attempts=settings.max_attempts)
+        if claim.outcome == "exhausted":
+            job = jobs_db.fail(s, jid, "attempts_exhausted",
+                               f"gave up after {claim.job.attempts} attempts", worker=worker)
+    if claim.outcome == "exhausted":
+        _notify(job)
+    if claim.outcome != "claimed":
+        # terminal: a redelivered message for a finished job; leased: another live worker has it
+        # (the sweeper hands it over if that worker dies); missing: deleted.
+        log.info("job %s not claimed: %s", job_id, claim.outcome)
+        return claim.outcome
+
+    job, attempt = claim.job, claim.attempt
+    beat = _Heartbeat(jid, attempt)
+    beat.start()
+    t0 = time.perf_counter()
+    try:
+        data = _read_input(job)
+        options = RestoreOptions.model_validate(job.options or {})
+        result = get_restorer().restore_bytes(data, options)
+        fmt = result.format
+        key = result_key(job.client_id, job.id, "jpg" if fmt == "jpeg" else fmt)
+        get_storage().put(key, result.data, CONTENT_TYPES.get(fmt, "application/octet-stream"))
+        timings = dict(result.timings)
+        timings["job_total"] = round((time.perf_counter() - t0) * 1000, 1)
+        with session_scope() as s:
+            done = jobs_db.succeed(
+                s, jid, attempt, worker=worker, output_key=key, output_content_type=CONTENT_TYPES.get(fmt),
+                output_width=result.width, output_height=result.height,
+                model_version=result.model_version, timings=timings, faces=result.faces,
+            )
+            if done is None:
+                current = s.get(Job, jid)
+        if done is None:
+            # Lost the CAS: canceled meanwhile (drop the result) or taken over after our lease expired
+            # (the other attempt writes the same deterministic key, so leave it).
+            if current is not None and current.status == JobStatus.canceled:
+                get_storage().delete(key)
+            log.info("job %s finished but is no longer ours (%s)", job_id,
+                     current.status.value if current else "gone")
+            return "lost"
+        _notify(done)
+        return "succeeded"
+    except RestorationError as e:
+        _fail(jid, attempt, worker, e.code, e.message)
+    except ObjectMissing:
+        _fail(jid, attempt, worker, "input_missing", f"input object {job.input_key!r} does not exist")
+    except FetchError as e:
+        _fail(jid, attempt, worker, "input_fetch_failed", str(e))
+    except SoftTimeLimitExceeded:
+        _fail(jid, attempt, worker, "timeout", f"ran past {settings.task_soft_time_limit_s} s")
+    except TRANSIENT as e:
+        # Storage or database hiccup: give the job back and try again later, within MAX_ATTEMPTS.
+        if attempt >= settings.max_attempts:
+            _fail(jid, attempt, worker, "attempts_exhausted", f"last error: {type(e).__name__}: {e}")
+        else:
+            with session_scope() as s:
+                back = jobs_db.requeue(s, jid, f"transient error: {type(e).__name__}", attempt=attempt)
+            if back is not None:
+                queue.enqueue_restore(jid, countdown=min(60.0, 5.0 * 2 ** (attempt - 1)))
+    except ClientError as e:
+        _fail(jid, attempt, worker, "internal_error", f"storage error: {e}")
+    except Exception as e:  # noqa: BLE001 - any bug fails this job, never the worker
+        log.exception("job %s crashed", job_id)
+        _fail(jid, attempt, worker, "internal_error", f"{type(e).__name__}: {e}")
+    finally:
+        beat.stop.set()
+    return "failed"
