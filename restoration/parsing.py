@@ -236,7 +236,8 @@ def template_prior(size: int = FACE_SIZE) -> np.ndarray:
 
 class Mesh(NamedTuple):
     """Mesh model output for a batch: ``points`` N x 478 x 3 (x, y in 512-px coordinates), ``presence``
-    N logits, ``spread`` N: disagreement between the test-time views in eye distances (0.05 typical)."""
+    N logits, ``spread`` N: disagreement between the test-time views in eye distances (0.02-0.1 on good
+    meshes; 0 where only the plain view ran because the face was confidently found)."""
 
     points: np.ndarray
     presence: np.ndarray
@@ -247,18 +248,20 @@ class LandmarkParser:
     """MediaPipe 478-point mesh on the aligned crop resized to 256, rasterised to part polygons.
 
     The aligned face is already centred and scaled like the mesh model's training crops, so the face
-    detector stage is skipped. For degraded faces the mesh runs on three views (as is, zoomed in, zoomed
-    out, slightly shifted); the per-point median is used and the views' disagreement (``spread``) measures
-    how much the mesh can be trusted. On the 32 real degraded faces of ``wild/cropped`` good meshes
-    spread < 0.11 eye distances and the doubtful ones > 0.25. A doubtful mesh that is also far from the
-    alignment template falls back to :func:`template_prior` (a coarse but never wrong-place mask); a
-    doubtful mesh near the template is kept.
+    detector stage is skipped. For degraded faces (low presence score) the mesh runs on three views (as
+    is, zoomed in, zoomed out, slightly shifted); the per-point median is used and the views' disagreement
+    (``spread``) measures how much the mesh can be trusted. On the 32 real degraded faces of
+    ``wild/cropped``, good meshes spread < 0.11 eye distances, the four doubtful ones 0.15-0.24. A doubtful
+    mesh (spread > ``MAX_SPREAD``) that is also far from the alignment template falls back to
+    :func:`template_prior` (coarse, but never in the wrong place); one near the template is kept.
     """
 
     name = "landmarks"
     MODEL_IN = 256
     #: test-time views: (zoom, dx, dy in 256-px units); the window is 256*zoom wide
     VIEWS = ((1.0, 0.0, 0.0), (1.15, 5.0, -4.0), (0.87, -6.0, 3.0))
+    #: presence logit under which the extra views run
+    TTA_BELOW = 8.0
     MAX_SPREAD = 0.2
     MAX_TEMPLATE_ERROR = 25.0
 
@@ -288,34 +291,46 @@ class LandmarkParser:
             presence = self._interp.get_tensor(self._out_presence).reshape(len(x)).copy()
         return lm, presence
 
-    def landmarks(self, faces: np.ndarray) -> Mesh:
-        """Aligned faces -> :class:`Mesh` (median over the test-time views)."""
-        faces = _check_faces(faces)
-        n, k, size = len(faces), len(self.views), self.MODEL_IN
-        x = np.empty((n, k, size, size, 3), np.float32)
-        for i, f in enumerate(faces):
-            small = cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA)
-            for v, (z, dx, dy) in enumerate(self.views):
-                if v == 0 and z == 1.0 and dx == dy == 0:
-                    view = small
-                else:
-                    x0, y0 = (size - size * z) / 2 + dx, (size - size * z) / 2 + dy
-                    m = np.array([[1 / z, 0, -x0 / z], [0, 1 / z, -y0 / z]], np.float32)
-                    view = cv2.warpAffine(small, m, (size, size), flags=cv2.INTER_LINEAR,
-                                          borderMode=cv2.BORDER_REFLECT)
-                x[i, v] = view
+    def _run_views(self, small: np.ndarray, views: tuple[tuple[float, float, float], ...]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """256-px faces -> (N x V x 478 x 3 points in 512-px face coordinates, N x V presence logits)."""
+        n, size = len(small), self.MODEL_IN
+        x = np.empty((n, len(views), size, size, 3), np.float32)
+        origins = [((size - size * z) / 2 + dx, (size - size * z) / 2 + dy) for z, dx, dy in views]
+        for v, ((z, _, _), (x0, y0)) in enumerate(zip(views, origins, strict=True)):
+            m = np.array([[1 / z, 0, -x0 / z], [0, 1 / z, -y0 / z]], np.float32)
+            for i, f in enumerate(small):
+                x[i, v] = f if z == 1.0 and x0 == y0 == 0 else cv2.warpAffine(
+                    f, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         x *= 1.0 / 255.0  # the mesh model takes RGB in [0, 1]
-        lm, presence = self._run(x.reshape(n * k, size, size, 3))
-        lm, presence = lm.reshape(n, k, 478, 3), presence.reshape(n, k)
-        for v, (z, dx, dy) in enumerate(self.views):  # back to the un-zoomed 256 frame
-            origin = np.array([(size - size * z) / 2 + dx, (size - size * z) / 2 + dy])
-            lm[:, v, :, :2] = lm[:, v, :, :2] * z + origin
+        lm, presence = self._run(x.reshape(-1, size, size, 3))
+        lm, presence = lm.reshape(n, len(views), 478, 3), presence.reshape(n, len(views))
+        for v, ((z, _, _), origin) in enumerate(zip(views, origins, strict=True)):  # undo the zoom
+            lm[:, v, :, :2] = lm[:, v, :, :2] * z + np.asarray(origin)
             lm[:, v, :, 2] *= z
-        lm *= FACE_SIZE / size
-        med = np.median(lm, axis=1)
-        eye = np.linalg.norm(med[:, 468, :2] - med[:, 473, :2], axis=1) + 1e-6
-        spread = np.linalg.norm(lm[..., :2] - med[:, None, :, :2], axis=-1).mean(axis=(1, 2)) / eye
-        return Mesh(med.astype(np.float32), np.median(presence, axis=1), spread)
+        return lm * (FACE_SIZE / size), presence
+
+    def landmarks(self, faces: np.ndarray) -> Mesh:
+        """Aligned faces -> :class:`Mesh`.
+
+        Every face gets the plain view; faces whose presence logit is under ``TTA_BELOW`` (degraded or
+        unusual ones: clean faces score 10-25) also get the two zoomed views and the per-point median.
+        """
+        faces = _check_faces(faces)
+        size = self.MODEL_IN
+        small = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in faces])
+        lm, presence = self._run_views(small, self.views[:1])
+        points, pres, spread = lm[:, 0].copy(), presence[:, 0].copy(), np.zeros(len(faces), np.float32)
+        doubtful = np.flatnonzero(pres < self.TTA_BELOW) if len(self.views) > 1 else np.array([], int)
+        if len(doubtful):
+            lm2, p2 = self._run_views(small[doubtful], self.views[1:])
+            lm = np.concatenate([lm[doubtful], lm2], axis=1)
+            med = np.median(lm, axis=1)
+            eye = np.linalg.norm(med[:, 468, :2] - med[:, 473, :2], axis=1) + 1e-6
+            spread[doubtful] = np.linalg.norm(lm[..., :2] - med[:, None, :, :2], axis=-1).mean(axis=(1, 2)) / eye
+            points[doubtful] = med
+            pres[doubtful] = np.median(np.concatenate([presence[doubtful], p2], axis=1), axis=1)
+        return Mesh(points.astype(np.float32), pres, spread)
 
     def parse(self, faces: np.ndarray, batch_size: int = 16) -> np.ndarray:
         faces = _check_faces(faces)

@@ -164,3 +164,15 @@ def test_bisenet_backend_runs_with_weights(tmp_path: Path) -> None:
     labels = parser.parse(np.full((1, 512, 512, 3), 128, np.uint8))
     assert labels.shape == (1, 512, 512) and labels.dtype == np.uint8
     assert set(np.unique(labels)) <= set(celeba_lut(BISENET_LABELS).tolist())
+
+
+@needs_landmarks
+def test_zoomed_views_map_back_onto_the_plain_view(faces: np.ndarray) -> None:
+    from restoration.parsing import LandmarkParser
+
+    parser = LandmarkParser(WEIGHTS / "landmarks" / "face_landmarker.task")
+    plain = parser.landmarks(faces)
+    parser.TTA_BELOW = float("inf")  # every face gets the three views
+    tta = parser.landmarks(faces)
+    assert np.all(plain.spread == 0) and np.all((tta.spread > 0) & (tta.spread < 0.1))
+    assert np.abs(tta.points[..., :2] - plain.points[..., :2]).mean() < 3.0
