@@ -1,0 +1,68 @@
+"""Fixtures for service tests: one real stack per test session, a fresh API client per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import Api, Stack, WebhookReceiver, jpeg_bytes, running_stack
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[2]
+FACES_DIR = Path(os.environ.get("FACES_DIR", ROOT.parent / "shared" / "faces"))
+PORTRAIT = FACES_DIR / "hq" / "london_neutral"
+SOLVAY = FACES_DIR / "wild" / "whole" / "gpen_Solvay_conference_1927.png"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with running_stack(tmp_path_factory.mktemp("stack")) as s:
+        yield s
+
+
+@pytest.fixture(autouse=True)
+def _dump_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed and "stack" in request.fixturenames:
+        print(request.getfixturevalue("stack").diagnostics())
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+@pytest.fixture
+def api(stack: Stack) -> Iterator[Api]:
+    a = Api(stack)
+    yield a
+    a.http.close()
+
+
+@pytest.fixture(scope="session")
+def receiver() -> Iterator[WebhookReceiver]:
+    r = WebhookReceiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="session")
+def portrait_jpeg() -> bytes:
+    """A real studio portrait (London set), downscaled to 480 px to keep CPU jobs quick."""
+    path = sorted(PORTRAIT.glob("*.jpg"))[0] if PORTRAIT.is_dir() else None
+    if path is None:
+        pytest.skip(f"no portraits under {PORTRAIT} (set FACES_DIR)")
+    with Image.open(path) as im:
+        return jpeg_bytes(im.resize((480, 480), Image.LANCZOS))
+
+
+@pytest.fixture(scope="session")
+def solvay_png() -> bytes:
+    if not SOLVAY.is_file():
+        pytest.skip(f"{SOLVAY} missing (set FACES_DIR)")
+    return SOLVAY.read_bytes()

@@ -1,0 +1,91 @@
+"""Bad input gets a clear error code, nothing leaks across clients, and the worker keeps running."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import httpx
+from harness import Api, Stack
+from PIL import Image
+
+
+def test_missing_or_bad_key_is_401(stack: Stack, api: Api) -> None:
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": f"Basic {api.api_key}"}):
+        r = httpx.get(f"{stack.api_url}/v1/jobs", headers=headers)
+        assert r.status_code == 401, headers
+        assert r.json()["error"]["code"] == "unauthorized"
+        assert r.headers["www-authenticate"] == "Bearer"
+
+
+def test_unknown_job_is_404(api: Api) -> None:
+    r = api.http.get(f"/v1/jobs/{uuid.uuid4()}")
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "not_found"
+    assert api.http.get("/v1/jobs/not-a-uuid").json()["error"]["code"] == "validation_error"
+
+
+def test_another_clients_job_is_404(stack: Stack, api: Api, portrait_jpeg: bytes) -> None:
+    job = api.submit(portrait_jpeg, options='{"upscale": 1}').json()
+    other = Api(stack)
+    for r in (other.http.get(f"/v1/jobs/{job['id']}"), other.http.post(f"/v1/jobs/{job['id']}/cancel")):
+        assert r.status_code == 404
+        assert r.json()["error"]["code"] == "not_found"
+    assert other.http.get("/v1/jobs").json()["data"] == []
+    # Nor can it name the first client's objects as input.
+    r = other.http.post("/v1/jobs", json={"input": {"key": job["input"]["key"]}})
+    assert r.status_code == 404
+    api.wait(job["id"])
+
+
+def test_rejected_at_submit_with_a_code(api: Api) -> None:
+    cases = {
+        b"": (400, "empty_input"),
+        b"this is not an image at all": (422, "invalid_image"),
+        b"\x89PNG\r\n\x1a\n" + b"\0" * 40: (422, "invalid_image"),
+    }
+    for data, (status, code) in cases.items():
+        r = api.submit(data)
+        assert (r.status_code, r.json()["error"]["code"]) == (status, code), data[:20]
+    tiny = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(tiny, "PNG")
+    r = api.submit(tiny.getvalue(), "tiny.png")
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "image_too_small")
+    r = api.submit(b"x" * (9 * 1024 * 1024))
+    assert (r.status_code, r.json()["error"]["code"]) == (413, "payload_too_large")
+    r = api.http.post("/v1/jobs", content=b"raw", headers={"content-type": "image/jpeg"})
+    assert (r.status_code, r.json()["error"]["code"]) == (415, "unsupported_media_type")
+    r = api.submit(b"\xff\xd8", options='{"fidelity": 3}')
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "validation_error")
+    assert "fidelity" in r.json()["error"]["message"]
+    r = api.http.post("/v1/jobs", json={"input": {"url": "ftp://example.com/a.jpg"}})
+    assert r.status_code == 422
+    assert api.http.get("/v1/jobs").json()["data"] == [], "nothing was created for rejected submits"
+
+
+def test_truncated_jpeg_fails_the_job_and_the_worker_lives_on(api: Api, stack: Stack,
+                                                              portrait_jpeg: bytes) -> None:
+    r = api.submit(portrait_jpeg[: len(portrait_jpeg) // 2], "half.jpg")
+    assert r.status_code == 202, "the header is fine, so the API accepts it"
+    job = api.wait(r.json()["id"])
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "truncated_image", job["error"]
+    assert job["output"] is None
+    assert stack.procs["gpu"].alive()
+    # The same worker restores the next photo.
+    ok = api.wait(api.submit(portrait_jpeg, options='{"upscale": 1}').json()["id"])
+    assert ok["status"] == "succeeded"
+
+
+def test_cancel_a_queued_job(api: Api, stack: Stack, portrait_jpeg: bytes, solvay_png: bytes) -> None:
+    # Keep the single GPU child busy so the next job is still queued when we cancel it.
+    busy = api.submit(solvay_png, "solvay.png", options='{"upscale": 1}').json()
+    job = api.submit(portrait_jpeg, options='{"upscale": 1}').json()
+    r = api.http.post(f"/v1/jobs/{job['id']}/cancel")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "canceled"
+    again = api.http.post(f"/v1/jobs/{job['id']}/cancel")
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "job_not_cancelable")
+    assert api.wait(busy["id"])["status"] == "succeeded"
+    final = api.http.get(f"/v1/jobs/{job['id']}").json()
+    assert final["status"] == "canceled" and final["output"] is None and final["attempts"] == 0

@@ -1,0 +1,114 @@
+"""Nothing is lost when a worker, a Redis message or a webhook receiver fails."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import redis
+from harness import Api, Stack, WebhookReceiver, job_events, wait_until
+from sqlalchemy import select, update
+from standardwebhooks.webhooks import Webhook
+
+from db import jobs as jobs_db
+from db.models import Job, WebhookDelivery
+from db.session import session_scope
+from portrait import queue
+from portrait.storage import get_storage, input_key
+
+
+def _queue_len(stack: Stack, name: str) -> int:
+    return redis.Redis.from_url(stack.env["REDIS_URL"]).llen(name)
+
+
+def test_worker_killed_mid_job_still_finishes_once(api: Api, stack: Stack, receiver: WebhookReceiver,
+                                                   solvay_png: bytes) -> None:
+    hook = f"{receiver.url}/killed"
+    job = api.submit(solvay_png, "solvay.png", options='{"upscale": 1}', webhook_url=hook).json()
+    api.wait(job["id"], statuses=("running",), timeout=60)
+    stack.procs["gpu"].kill()  # SIGKILL the whole worker: parent and child, no goodbye
+    stack.procs["gpu"].popen.wait(10)
+
+    stack.start_gpu_worker("gpu")
+    stack.wait_ready("gpu")
+    done = api.wait(job["id"], timeout=240)
+    assert done["status"] == "succeeded", done
+    assert done["attempts"] == 2
+    transitions = [(a, b) for a, b, _ in job_events(job["id"]) if a != b]
+    assert transitions == [(None, "queued"), ("queued", "running"), ("running", "queued"),
+                           ("queued", "running"), ("running", "succeeded")]
+    wait_until(lambda: receiver.for_path("/killed"), 30, what="webhook")
+    time.sleep(3)
+    assert len(receiver.for_path("/killed")) == 1, "one terminal webhook, not one per attempt"
+
+
+def test_lost_message_is_recovered_by_the_sweeper(api: Api, stack: Stack, portrait_jpeg: bytes) -> None:
+    """A job committed to Postgres whose message never reached Redis still runs."""
+    jid = uuid.uuid4()
+    key = input_key(api.client.id, jid)
+    get_storage().put(key, portrait_jpeg)
+    with session_scope() as s:
+        jobs_db.create(s, client_id=api.client.id, job_id=jid, input_key=key, input_source="upload",
+                       options={"upscale": 1})
+    done = api.wait(str(jid), timeout=120)
+    assert done["status"] == "succeeded"
+    reasons = [r for _, _, r in job_events(str(jid))]
+    assert any(r and "sweeper" in r for r in reasons), reasons
+
+
+def test_redelivered_message_never_reruns_a_finished_job(api: Api, stack: Stack, portrait_jpeg: bytes) -> None:
+    job = api.wait(api.submit(portrait_jpeg, options='{"upscale": 1}').json()["id"])
+    assert job["status"] == "succeeded"
+    before = job_events(job["id"])
+    for _ in range(3):
+        queue.enqueue_restore(job["id"])
+    wait_until(lambda: _queue_len(stack, stack.env["GPU_QUEUE"]) == 0, 30, what="messages consumed")
+    time.sleep(2)
+    after = api.http.get(f"/v1/jobs/{job['id']}").json()
+    assert after["attempts"] == 1 and after["finished_at"] == job["finished_at"]
+    assert job_events(job["id"]) == before
+
+
+def test_attempts_are_capped(api: Api, stack: Stack, portrait_jpeg: bytes) -> None:
+    """A job whose worker keeps dying (a poison image) ends failed/attempts_exhausted, not in a loop."""
+    job = api.submit(portrait_jpeg, options='{"upscale": 1}').json()
+    api.wait(job["id"])
+    jid = uuid.UUID(job["id"])
+    # Pretend the last allowed attempt's worker died: running, lease expired, attempts at the cap.
+    with session_scope() as s:
+        s.execute(update(Job).where(Job.id == jid).values(
+            status="running", attempts=int(stack.env["MAX_ATTEMPTS"]), finished_at=None,
+            lease_expires_at=Job.created_at))
+    done = api.wait(job["id"], statuses=("failed",), timeout=30)
+    assert done["error"]["code"] == "attempts_exhausted"
+
+
+def test_webhook_retries_with_backoff_then_delivers(api: Api, stack: Stack, receiver: WebhookReceiver,
+                                                    portrait_jpeg: bytes) -> None:
+    receiver.responses["/flaky"] = [500, 503, 200]
+    job = api.submit(portrait_jpeg, options='{"upscale": 1}', webhook_url=f"{receiver.url}/flaky").json()
+    api.wait(job["id"])
+    hits = wait_until(lambda: (h := receiver.for_path("/flaky")) and len(h) >= 3 and h, 60, what="3 attempts")
+    assert len({h.headers["webhook-id"] for h in hits}) == 1, "retries reuse the message id"
+    for h in hits:
+        Webhook(api.client.webhook_secret).verify(h.body, h.headers)
+    assert hits[1].at - hits[0].at >= 0.3 and hits[2].at - hits[1].at >= 0.6, "exponential backoff"
+    with session_scope() as s:
+        rows = s.execute(select(WebhookDelivery.attempt, WebhookDelivery.status_code)
+                         .where(WebhookDelivery.job_id == uuid.UUID(job["id"]))
+                         .order_by(WebhookDelivery.attempt)).all()
+        state = s.get(Job, uuid.UUID(job["id"])).webhook_state
+    assert [tuple(r) for r in rows] == [(1, 500), (2, 503), (3, 200)]
+    assert state == "delivered"
+
+
+def test_webhook_410_stops_retries(api: Api, stack: Stack, receiver: WebhookReceiver,
+                                   portrait_jpeg: bytes) -> None:
+    receiver.responses["/gone"] = [410]
+    job = api.submit(portrait_jpeg, options='{"upscale": 1}', webhook_url=f"{receiver.url}/gone").json()
+    api.wait(job["id"])
+    wait_until(lambda: receiver.for_path("/gone"), 30, what="webhook")
+    time.sleep(3)
+    assert len(receiver.for_path("/gone")) == 1
+    with session_scope() as s:
+        assert s.get(Job, uuid.UUID(job["id"])).webhook_state == "gone"
