@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from restoration.degrade import degrade_with_ops
+from restoration.degrade import Preset, degrade_with_ops
 from restoration.parsing import NUM_PART_CLASSES
 
 MASK_MODES = ("clean", "none", "corrupt", "degraded")
@@ -199,7 +199,7 @@ class PairDataset(Dataset):
     ``lq`` (degraded) and ``gt`` (clean), 3×S×S in [-1, 1], ``mask`` C×(S/2)×(S/2) one-hot or zeros,
     and ``mask_mode`` (index into MASK_MODES)."""
 
-    def __init__(self, entries: list[PackEntry], size: int, preset: str = "mixed", seed: int = 0,
+    def __init__(self, entries: list[PackEntry], size: int, preset: str | Preset = "mixed", seed: int = 0,
                  mask_policy: MaskPolicy | None = None, aug: Augment | None = None, use_masks: bool = True):
         self.entries, self.size, self.preset, self.seed = entries, size, preset, seed
         self.mask_policy = mask_policy or MaskPolicy()
