@@ -32,6 +32,7 @@ from torch import nn
 from restoration.parsing import NUM_PART_CLASSES
 
 CHECKPOINT_FORMAT = "restoration.generator/1"
+INIT_RGB_GAIN = 0.1  # toRGB weights start at a tenth: the residual generator begins near the identity
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,25 @@ class EqualLinear(nn.Module):
         return F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
 
 
+class EqualConv2d(nn.Module):
+    """Conv with equalised learning rate: N(0, 1) weights scaled at run time by gain / sqrt(fan_in).
+
+    Plain-initialised convs next to StyleGAN's equalised layers train at a very different effective rate
+    under Adam (lr 2e-3 blew the encoder up within ~150 steps); ``gain`` = sqrt(2) after a leaky ReLU keeps
+    activations at unit scale without an extra pass over the feature map.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, k: int, bias: bool = True, gain: float = 1.0) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_ch, in_ch, k, k))
+        self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
+        self.scale = gain / math.sqrt(in_ch * k * k)
+        self.pad = k // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.pad)
+
+
 class ModulatedConv(nn.Module):
     """StyleGAN2 modulated convolution with demodulation.
 
@@ -179,6 +199,8 @@ class ToRGB(nn.Module):
         super().__init__()
         self.conv = ModulatedConv(in_ch, out_ch, 1, style_dim, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(1, out_ch, 1, 1))
+        with torch.no_grad():  # small start: the residual generator begins close to the identity
+            self.conv.weight.mul_(INIT_RGB_GAIN)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:
         out = self.conv(x, w) + self.bias.to(x.dtype)
@@ -192,9 +214,10 @@ class ResBlockDown(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, in_ch, 3, padding=1)
-        self.conv2 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
-        self.skip = nn.Conv2d(in_ch, out_ch, 1, bias=False)
+        g = math.sqrt(2)  # every input here follows a leaky ReLU
+        self.conv1 = EqualConv2d(in_ch, in_ch, 3, gain=g)
+        self.conv2 = EqualConv2d(in_ch, out_ch, 3, gain=g)
+        self.skip = EqualConv2d(in_ch, out_ch, 1, bias=False, gain=g)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.leaky_relu(self.conv1(x), 0.2)
@@ -208,10 +231,9 @@ class StyleMap(nn.Module):
     def __init__(self, enc_ch: int, mask_ch: int, out_ch: int) -> None:
         super().__init__()
         hidden = max(8, min(enc_ch, 128))
-        self.body = nn.Conv2d(enc_ch + mask_ch, hidden, 3, padding=1)
-        self.out = nn.Conv2d(hidden, 2 * out_ch, 3, padding=1)
+        self.body = EqualConv2d(enc_ch + mask_ch, hidden, 3)
+        self.out = EqualConv2d(hidden, 2 * out_ch, 3, gain=math.sqrt(2))
         nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
 
     def forward(self, feat: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = F.leaky_relu(self.body(torch.cat([feat, mask.to(feat.dtype)], 1)), 0.2)
@@ -237,7 +259,7 @@ class Generator(nn.Module):
         res = cfg.resolutions  # coarse -> fine, up to size // 2
         top = res[-1]
 
-        self.enc_in = nn.Conv2d(4 * 3 + cfg.mask_ch, cfg.ch(top), 3, padding=1)
+        self.enc_in = EqualConv2d(4 * 3 + cfg.mask_ch, cfg.ch(top), 3)
         self.enc_blocks = nn.ModuleList(ResBlockDown(cfg.ch(r), cfg.ch(r // 2)) for r in res[::-1][:-1])
         c_min = cfg.ch(cfg.min_res)
         self.latent_pool = min(4, cfg.min_res)
