@@ -50,7 +50,7 @@ flower: install
 	$(BIN)/celery -A worker.celery_app flower --port=5555
 
 # api + worker + beat + flower against the local services (and a local SeaweedFS as S3).
-dev: install services migrate
+dev: install services
 	scripts/dev.sh
 
 bench: install

@@ -1,0 +1,30 @@
+"""Operators watch queues in Flower: it runs on the same broker and sees the workers and their tasks."""
+
+from __future__ import annotations
+
+import httpx
+from harness import BIN, Api, Stack, free_port, wait_until
+
+
+def test_flower_sees_the_workers(stack: Stack, api: Api, portrait_jpeg: bytes) -> None:
+    port = free_port()
+    flower = stack.spawn("flower", [str(BIN / "celery"), "-A", "worker.celery_app", "flower",
+                                    f"--port={port}", "--address=127.0.0.1"],
+                         extra_env={"FLOWER_UNAUTHENTICATED_API": "true"})
+    try:
+        base = f"http://127.0.0.1:{port}"
+        workers = wait_until(lambda: httpx.get(f"{base}/api/workers", params={"refresh": "true"},
+                                               timeout=10).json(), 60, 1.0, "Flower /api/workers")
+        names = set(workers)
+        assert any(n.startswith("gpu-") for n in names), names
+        assert any(n.startswith("cpu-") for n in names), names
+        gpu = next(v for k, v in workers.items() if k.startswith("gpu-"))
+        assert stack.env["GPU_QUEUE"] in {q["name"] for q in gpu["active_queues"]}
+        # Task events reach Flower: a restore task shows up in its task list.
+        job = api.wait(api.submit(portrait_jpeg, options='{"upscale": 1}').json()["id"])
+        tasks = wait_until(lambda: [t for t in httpx.get(f"{base}/api/tasks", timeout=10).json().values()
+                                    if t.get("name") == "portrait.restore" and job["id"] in str(t.get("args"))],
+                           30, 1.0, "the restore task in Flower")
+        assert tasks[0]["state"] == "SUCCESS"
+    finally:
+        flower.stop()
