@@ -4,8 +4,11 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 from db.models import Base
+from portrait.settings import get_settings
 
 config = context.config
+if not config.get_main_option("sqlalchemy.url"):  # plain `alembic -c db/alembic.ini …` uses DATABASE_URL
+    config.set_main_option("sqlalchemy.url", get_settings().database_url.replace("%", "%%"))
 target_metadata = Base.metadata
 
 
