@@ -59,10 +59,13 @@ def _align(rgb: np.ndarray, detector: object) -> tuple[np.ndarray, float] | None
     """Largest face aligned to the FFHQ 512 template, and its size in source pixels (512 / scale)."""
     from restoration.alignment import align_faces
 
-    faces = detector.detect(rgb, threshold=0.5, min_face_size=32, max_faces=1)  # type: ignore[attr-defined]
+    faces = detector.detect(rgb, threshold=0.5, min_face_size=32)  # type: ignore[attr-defined]
     if not faces:
         return None
-    aligned = align_faces(rgb, faces[0].landmarks[None], ALIGN)
+    # the most confident face, not the largest: on these studio portraits RetinaFace also fires (score
+    # ~0.55) on a larger chin-and-neck box, which largest-first would align instead of the face
+    best = max(faces, key=lambda f: (round(f.score, 2), f.area))
+    aligned = align_faces(rgb, best.landmarks[None], ALIGN)
     scale = float(np.sqrt(abs(np.linalg.det(aligned.affines[0][:, :2]))))
     return aligned.crops[0], ALIGN / scale
 

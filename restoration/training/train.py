@@ -41,6 +41,7 @@ import yaml
 from torch.utils.data import DataLoader
 
 from restoration.degrade import Option, Preset, Step
+from restoration.errors import WeightsMissing
 from restoration.generator import Generator, GeneratorConfig, save_generator
 from restoration.training import losses as L
 from restoration.training.data import (
@@ -192,6 +193,14 @@ def _restore(models: dict[str, torch.nn.Module], opts: dict[str, torch.optim.Opt
     return True
 
 
+def generator_from_checkpoint(path: Path, name: str = "G_ema") -> Generator:
+    """The (EMA) generator of a training checkpoint folder, float32, eval mode."""
+    state, tensors = load_checkpoint(Path(path))
+    g = Generator(generator_config(state["config"]))
+    g.load_state_dict({k.split("/", 1)[1]: v.float() for k, v in tensors.items() if k.startswith(name + "/")})
+    return g.eval()
+
+
 # ------------------------------------------------------------------------------------ validation
 
 class Validator:
@@ -338,7 +347,13 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
                         worker_init_fn=worker_init, persistent_workers=workers > 0,
                         prefetch_factor=4 if workers else None)
 
-    id_loss = L.IdentityLoss(weights_dir, device) if (lc["identity"] or lc["id_feat"]) else None
+    id_loss = None
+    if lc["identity"] or lc["id_feat"]:
+        try:
+            id_loss = L.IdentityLoss(weights_dir, device)
+        except WeightsMissing as e:  # e.g. a GPU chunk that did not carry the identity weights
+            if rank == 0:
+                print(f"identity losses off: {e}")
     vgg = None
     if lc["vgg"]:
         p = L.VGGLoss.available(weights_dir)
@@ -472,8 +487,10 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--config", type=Path)
+    ap.add_argument("--out", type=Path, required=True, help="run folder (with --export: the .safetensors)")
+    ap.add_argument("--export", type=Path, metavar="CKPT",
+                    help="only write CKPT's G-EMA to --out as a restoration.generator checkpoint")
     ap.add_argument("--resume", type=Path, help="checkpoint folder to continue (iteration, optimisers, ...)")
     ap.add_argument("--init", type=Path, help="checkpoint folder to start from (weights only: stage 2)")
     ap.add_argument("--max-minutes", type=float, help="wall-clock budget from process start")
@@ -481,6 +498,13 @@ def main() -> None:
     ap.add_argument("--pack", help="override data.pack")
     ap.add_argument("--weights-dir", type=Path)
     args = ap.parse_args()
+    if args.export:
+        state = json.loads((args.export / "state.json").read_text())
+        version = f"{state['config']['model_version']}-it{state['iteration']}"
+        save_generator(generator_from_checkpoint(args.export), args.out, version, fp16=True)
+        return
+    if not args.config:
+        ap.error("--config is required")
     overrides = {"data": {"pack": args.pack}} if args.pack else None
     cfg = load_config(args.config, overrides)
     r = train(cfg, args.out, args.resume, args.init, args.max_minutes, args.max_iters, args.weights_dir)
