@@ -3,42 +3,53 @@
 Submit is write-then-enqueue: the job row is committed (status ``queued``) before the message is sent,
 so a Redis outage at submit loses nothing — the sweeper re-enqueues queued jobs whose message never
 left or was lost. Every error is ``{"error": {"code", "message"}}`` with a code from
-``portrait/errors.py``.
+``portrait/errors.py``. Batches and uploads have their own routers (api/batches.py, api/uploads.py);
+every POST honours ``Idempotency-Key`` (api/idempotency.py) and every authenticated request is rate
+limited per client (api/ratelimit.py).
 """
 
 from __future__ import annotations
 
-import base64
+import asyncio
 import json
 import logging
+import re
+import time
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
 import redis
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy import and_, or_, select, text
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 
-from api.auth import current_client
+from api import batches, uploads
+from api.auth import owned_or_404
+from api.idempotency import IdempotencyMiddleware
 from api.image_check import check_image_header
+from api.inputs import check_own_key, url_checker
+from api.pagination import decode_cursor, encode_cursor
+from api.ratelimit import ClientDep, reserve_in_flight
 from api.schemas import ErrorResponse, JobCreate, JobList, JobObject, job_object
 from db import jobs as jobs_db
-from db.models import Client, Job, JobStatus
+from db.models import TERMINAL_STATUSES, Client, Job, JobStatus
 from db.session import get_engine, session_scope
 from portrait import queue
 from portrait.errors import ApiError
 from portrait.settings import get_settings
-from portrait.storage import client_prefix, get_storage, input_key
+from portrait.storage import get_storage, input_key
 from restoration.options import RestoreOptions
 
 log = logging.getLogger("portrait.api")
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 415, 422, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 415, 422, 429, 503)
 }
 
 app = FastAPI(
@@ -47,8 +58,9 @@ app = FastAPI(
     description="Submit photos, poll jobs, receive signed webhooks. See README.md for the error codes.",
     responses=ERRORS,
 )
-
-ClientDep = Annotated[Client, Depends(current_client)]
+app.add_middleware(IdempotencyMiddleware)
+app.include_router(batches.router)
+app.include_router(uploads.router)
 
 
 def _error(code: str, message: str, status: int, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -133,13 +145,14 @@ async def _parse_submit(request: Request, client: Client) -> tuple[JobCreate, by
         try:
             raw_options = form.get("options")
             options = json.loads(raw_options) if isinstance(raw_options, str) and raw_options else {}
-            body = JobCreate.model_validate({
-                "input": {"key": "upload"},
-                "options": options,
-                "webhook_url": form.get("webhook_url") or None,
-            })
+            raw_events = form.get("webhook_events_filter")
+            fields: dict[str, Any] = {"input": {"key": "upload"}, "options": options,
+                                      "webhook_url": form.get("webhook_url") or None}
+            if isinstance(raw_events, str) and raw_events:
+                fields["webhook_events_filter"] = json.loads(raw_events)
+            body = JobCreate.model_validate(fields)
         except json.JSONDecodeError as e:
-            raise ApiError("invalid_request", "options must be a JSON object") from e
+            raise ApiError("invalid_request", "options and webhook_events_filter must be JSON") from e
         except ValidationError as e:
             raise RequestValidationError(e.errors()) from e
         return body, data
@@ -148,26 +161,53 @@ async def _parse_submit(request: Request, client: Client) -> tuple[JobCreate, by
             body = JobCreate.model_validate_json(await request.body())
         except ValidationError as e:
             raise RequestValidationError(e.errors()) from e
-        if body.input.key is not None and not body.input.key.startswith(client_prefix(client.id)):
-            # Another client's object (or any key outside this client's prefix) does not exist for it.
-            raise ApiError("not_found", f"object {body.input.key!r} not found under your prefix "
-                                        f"{client_prefix(client.id)!r}")
-        if body.input.url is not None and body.input.url.scheme != "https" and not settings.allow_http_urls:
-            raise ApiError("validation_error", "input.url must be https")
+        if body.input.key is not None:
+            check_own_key(body.input.key, client)
+        if body.input.url is not None:
+            await run_in_threadpool(url_checker(), str(body.input.url), "input.url")
         return body, None
     raise ApiError("unsupported_media_type", "send multipart/form-data (file) or application/json")
 
 
+def _prefer_wait(request: Request) -> float | None:
+    """Seconds from ``Prefer: wait=N`` (RFC 7240), capped at WAIT_MAX_S; None without it."""
+    m = re.search(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)", request.headers.get("prefer", ""))
+    return min(float(m.group(1)), get_settings().wait_max_s) if m else None
+
+
+async def _wait_terminal(job_id: uuid.UUID, seconds: float) -> None:
+    """Poll Postgres (the source of truth) until the job is terminal or ``seconds`` passed."""
+    deadline = time.monotonic() + seconds
+    delay = 0.1
+    while time.monotonic() < deadline:
+        status = await run_in_threadpool(_status, job_id)
+        if status in TERMINAL_STATUSES:
+            return
+        await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0)))
+        delay = min(delay * 1.5, 1.0)
+
+
+def _status(job_id: uuid.UUID) -> JobStatus | None:
+    with session_scope() as s:
+        return s.scalar(select(Job.status).where(Job.id == job_id))
+
+
 @app.post("/v1/jobs", status_code=202, response_model=JobObject, tags=["jobs"])
-async def create_job(request: Request, client: ClientDep) -> JobObject:
+async def create_job(request: Request, response: Response, client: ClientDep) -> JobObject:
     """Submit one photo: a multipart ``file`` upload, or JSON naming an object key or an https URL.
 
-    Multipart form fields: ``file`` (required), ``options`` (JSON object), ``webhook_url``.
-    JSON: ``{"input": {"key": "clients/<id>/…"} | {"url": "https://…"}, "options": {…}, "webhook_url": …}``.
+    Multipart form fields: ``file`` (required), ``options`` (JSON object), ``webhook_url``,
+    ``webhook_events_filter`` (JSON list). JSON: ``{"input": {"key": "clients/<id>/…"} | {"url":
+    "https://…"}, "options": {…}, "webhook_url": …, "webhook_events_filter": ["start", "completed"]}``.
+
+    ``Prefer: wait=N`` holds the reply up to N seconds (at most WAIT_MAX_S) for the job to finish:
+    200 with the finished job, or 202 with its current state when time ran out.
     """
     settings = get_settings()
     storage = get_storage()
     body, data = await _parse_submit(request, client)
+    webhook = (await run_in_threadpool(url_checker(), str(body.webhook_url), "webhook_url")
+               if body.webhook_url else None)
     job_id = uuid.uuid4()
     if data is not None:
         check_image_header(data, settings)
@@ -185,44 +225,34 @@ async def create_job(request: Request, client: ClientDep) -> JobObject:
     else:
         key, source, url = input_key(client.id, job_id), "url", str(body.input.url)
     with session_scope() as s:
+        reserve_in_flight(s, client, 1)
         job = jobs_db.create(s, client_id=client.id, job_id=job_id, input_key=key, input_source=source,
-                             input_url=url, options=body.options.model_dump(mode="json"),
-                             webhook_url=str(body.webhook_url) if body.webhook_url else None)
+                             input_url=url, options=body.options.model_dump(mode="json"), webhook_url=webhook,
+                             webhook_events_filter=list(body.webhook_events_filter))
     try:
         queue.enqueue_restore(job_id)
         with session_scope() as s:
             jobs_db.mark_enqueued(s, job_id)
     except Exception:  # noqa: BLE001 - the sweeper re-sends queued jobs whose message never left
         log.exception("enqueue failed for job %s; the sweeper will retry", job_id)
+    wait = _prefer_wait(request)
+    if wait is not None:
+        await _wait_terminal(job_id, wait)
+        response.headers["Preference-Applied"] = f"wait={wait:g}"
     with session_scope() as s:
         job = s.get(Job, job_id)
+        if job.status in TERMINAL_STATUSES:
+            response.status_code = 200
         return job_object(job, storage)
 
 
 def _own_job(job_id: uuid.UUID, client: Client) -> Job:
-    with session_scope() as s:
-        job = s.get(Job, job_id)
-        if job is None or job.client_id != client.id:
-            raise ApiError("not_found", f"job {job_id} not found")
-        return job
+    return owned_or_404(Job, job_id, client, "job")
 
 
 @app.get("/v1/jobs/{job_id}", response_model=JobObject, tags=["jobs"])
 def get_job(job_id: uuid.UUID, client: ClientDep) -> JobObject:
     return job_object(_own_job(job_id, client), get_storage())
-
-
-def _encode_cursor(job: Job) -> str:
-    raw = json.dumps([job.created_at.isoformat(), str(job.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        created, jid = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(created), uuid.UUID(jid)
-    except (ValueError, TypeError) as e:
-        raise ApiError("invalid_request", "malformed cursor") from e
 
 
 @app.get("/v1/jobs", response_model=JobList, tags=["jobs"])
@@ -237,7 +267,11 @@ def list_jobs(
     if status is not None:
         q = q.where(Job.status == status)
     if cursor:
-        created, jid = _decode_cursor(cursor)
+        created, jid = decode_cursor(cursor, 2)
+        try:
+            created, jid = datetime.fromisoformat(created), uuid.UUID(jid)
+        except (ValueError, TypeError) as e:
+            raise ApiError("invalid_request", "malformed cursor") from e
         q = q.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < jid)))
     q = q.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
     with session_scope() as s:
@@ -246,7 +280,7 @@ def list_jobs(
     rows = rows[:limit]
     storage = get_storage()
     return JobList(data=[job_object(j, storage) for j in rows], has_more=more,
-                   next_cursor=_encode_cursor(rows[-1]) if more and rows else None)
+                   next_cursor=encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id) if more and rows else None)
 
 
 @app.post("/v1/jobs/{job_id}/cancel", response_model=JobObject, tags=["jobs"])
@@ -258,16 +292,8 @@ def cancel_job(job_id: uuid.UUID, client: ClientDep) -> JobObject:
         if job is None:
             current = s.get(Job, job_id)
             raise ApiError("job_not_cancelable", f"job {job_id} is already {current.status.value}")
-    if job.webhook_url:
-        _send_terminal_webhook(job.id)
+    queue.notify_finished(job)
     return job_object(job, get_storage())
-
-
-def _send_terminal_webhook(job_id: uuid.UUID) -> None:
-    try:
-        queue.enqueue_webhook(job_id, message_id=f"msg_{job_id.hex}")
-    except Exception:  # noqa: BLE001 - the sweeper re-sends pending webhooks
-        log.exception("could not enqueue webhook for %s", job_id)
 
 
 # Validate options eagerly at import so a bad default fails loudly at start-up, not per request.

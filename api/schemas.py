@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, HttpUrl, model_validator
 
-from db.models import Job, JobStatus
+from db.models import Batch, Job, JobStatus
 from portrait.storage import Storage
 from restoration.options import RestoreOptions
 
@@ -39,12 +39,65 @@ class JobInput(BaseModel):
         return self
 
 
+WebhookEvent = Literal["start", "completed"]
+
+
 class JobCreate(BaseModel):
     """JSON body of ``POST /v1/jobs`` (multipart uploads carry the same fields as form fields)."""
 
     input: JobInput
     options: RestoreOptions = Field(default_factory=RestoreOptions)
     webhook_url: HttpUrl | None = None
+    webhook_events_filter: list[WebhookEvent] = Field(
+        default_factory=lambda: ["completed"],
+        description='Per-job events POSTed to webhook_url: "start" (picked up by a worker), "completed" '
+                    "(succeeded, failed or canceled).",
+    )
+
+
+class BatchItem(BaseModel):
+    """Exactly one of ``key``, ``url`` or ``upload`` (an id from POST /v1/uploads)."""
+
+    key: str | None = Field(None, description="Object key in the bucket, under clients/<client_id>/.")
+    url: HttpUrl | None = Field(None, description="An https URL the worker downloads.")
+    upload: uuid.UUID | None = Field(None, description="The id of an upload made through POST /v1/uploads.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> BatchItem:
+        if sum(v is not None for v in (self.key, self.url, self.upload)) != 1:
+            raise ValueError("give exactly one of key, url or upload")
+        return self
+
+
+class BatchCreate(BaseModel):
+    """JSON body of ``POST /v1/batches``: up to BATCH_MAX_ITEMS inputs sharing options and a webhook."""
+
+    items: list[BatchItem] = Field(min_length=1)
+    options: RestoreOptions = Field(default_factory=RestoreOptions)
+    webhook_url: HttpUrl | None = Field(
+        None, description="Receives batch.completed once, plus the per-job events in webhook_events_filter."
+    )
+    webhook_events_filter: list[WebhookEvent] = Field(
+        default_factory=list, description="Per-job events to send as well; [] = only batch.completed."
+    )
+
+
+class UploadCreate(BaseModel):
+    filename: str | None = Field(None, max_length=255, description="Kept for your reference only.")
+
+
+class UploadObject(BaseModel):
+    id: uuid.UUID
+    object: Literal["upload"] = "upload"
+    key: str = Field(description="Where the file lands; usable as a batch item's or a job's input key.")
+    filename: str | None
+    max_bytes: int
+    created_at: datetime
+    url: str | None = Field(None, description="POST the file here as multipart/form-data (field 'file' last).")
+    fields: dict[str, str] | None = Field(None, description="Form fields to send before the file, verbatim.")
+    expires_at: datetime | None = Field(None, description="The presigned POST stops working at this time.")
+    uploaded: bool | None = Field(None, description="GET only: whether the object exists yet.")
+    size: int | None = None
 
 
 class JobOutput(BaseModel):
@@ -77,6 +130,8 @@ class JobObject(BaseModel):
     timings_ms: dict[str, Any] | None
     faces: list[dict[str, Any]] | None
     webhook_url: str | None
+    webhook_events_filter: list[str]
+    batch_id: uuid.UUID | None = None
 
 
 class JobList(BaseModel):
@@ -84,6 +139,45 @@ class JobList(BaseModel):
     data: list[JobObject]
     has_more: bool
     next_cursor: str | None
+
+
+class BatchObject(BaseModel):
+    id: uuid.UUID
+    object: Literal["batch"] = "batch"
+    status: Literal["processing", "completed"]
+    created_at: datetime
+    completed_at: datetime | None
+    total: int
+    counts: dict[str, int] = Field(description="Jobs per status (every status present).")
+    progress: float = Field(description="Finished jobs / total, 0..1.")
+    options: dict[str, Any]
+    webhook_url: str | None
+    webhook_events_filter: list[str]
+
+
+class BatchCreated(BatchObject):
+    job_ids: list[uuid.UUID] = Field(description="One job per item, in item order.")
+
+
+class BatchDetail(BatchObject):
+    jobs: JobList = Field(description="A page of the batch's jobs in item order; pass next_cursor back.")
+
+
+class BatchList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[BatchObject]
+    has_more: bool
+    next_cursor: str | None
+
+
+def batch_object(batch: Batch, counts: dict[str, int]) -> BatchObject:
+    finished = sum(n for st, n in counts.items() if st not in ("queued", "running"))
+    return BatchObject(
+        id=batch.id, status="completed" if batch.completed_at else "processing", created_at=batch.created_at,
+        completed_at=batch.completed_at, total=batch.total, counts=counts,
+        progress=round(finished / batch.total, 4) if batch.total else 1.0, options=batch.options or {},
+        webhook_url=batch.webhook_url, webhook_events_filter=batch.webhook_events_filter or [],
+    )
 
 
 def job_object(job: Job, storage: Storage | None) -> JobObject:
@@ -102,4 +196,6 @@ def job_object(job: Job, storage: Storage | None) -> JobObject:
         finished_at=job.finished_at, options=job.options or {}, input=inp, output=output, error=error,
         attempts=job.attempts, model_version=job.model_version, timings_ms=job.timings, faces=job.faces,
         webhook_url=job.webhook_url,
+        webhook_events_filter=job.webhook_events_filter if job.webhook_events_filter is not None else ["completed"],
+        batch_id=job.batch_id,
     )

@@ -4,12 +4,16 @@
       ▲                 │  ├──fail─────▶ failed
       └──requeue────────┘  └──(lease expires: sweeper requeues or fails)
     queued | running ──cancel──▶ canceled
+    succeeded | failed | canceled ──expire (retention)──▶ expired
 
 A transition only happens if the row is still in an expected state (and, for a running job, still
 held by the same attempt: ``attempts`` is the fencing token). So a redelivered Celery message, a
 worker that wakes up after its lease expired, or a cancel racing a finish can never run a finished
 job again or overwrite its outcome. Each successful transition appends a ``job_events`` row in the
 same transaction.
+
+A job of a batch that becomes terminal also bumps ``batches.terminal_count`` in that transaction; the
+transition that brings it to ``total`` is the one that completes the batch (``job.batch_completed``).
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Job, JobEvent, JobStatus, WebhookState
+from db.models import ACTIVE_STATUSES, Batch, Job, JobEvent, JobStatus, WebhookState
 
-ACTIVE = (JobStatus.queued, JobStatus.running)
+ACTIVE = ACTIVE_STATUSES
+FINISHED = (JobStatus.succeeded, JobStatus.failed, JobStatus.canceled)
 
 
 def _event(s: Session, job_id: uuid.UUID, old: str | None, new: str, reason: str | None = None,
@@ -42,23 +47,49 @@ def _cas(s: Session, job_id: uuid.UUID, to: JobStatus, condition: ColumnElement[
         update(Job)
         .where(Job.id == old.c.id, condition)
         .values(status=to, **values)
-        .returning(old.c.old_status, Job.attempts)
+        .returning(old.c.old_status, Job.attempts, Job.batch_id)
     )
     row = s.execute(stmt).first()
     if row is None:
         return None
-    _event(s, job_id, str(row.old_status.value if hasattr(row.old_status, "value") else row.old_status),
-           to.value, reason, row.attempts, worker)
+    old_status = JobStatus(row.old_status)
+    _event(s, job_id, old_status.value, to.value, reason, row.attempts, worker)
     s.flush()
-    return s.get(Job, job_id, populate_existing=True)
+    completed = (row.batch_id is not None and to in FINISHED and old_status in ACTIVE
+                 and _count_terminal(s, row.batch_id))
+    job = s.get(Job, job_id, populate_existing=True)
+    job.batch_completed = bool(completed)
+    return job
+
+
+def _count_terminal(s: Session, batch_id: uuid.UUID) -> bool:
+    """Count one more finished item; True for the one call that finishes the batch.
+
+    The UPDATE row-locks the batch until commit, so concurrent finishes serialise and exactly one
+    of them sees ``terminal_count == total`` with ``completed_at`` still NULL.
+    """
+    row = s.execute(
+        update(Batch).where(Batch.id == batch_id).values(terminal_count=Batch.terminal_count + 1)
+        .returning(Batch.terminal_count, Batch.total, Batch.webhook_url)
+    ).first()
+    if row is None or row.terminal_count < row.total:
+        return False
+    done = s.execute(
+        update(Batch).where(Batch.id == batch_id, Batch.completed_at.is_(None))
+        .values(completed_at=func.now(),
+                webhook_state=WebhookState.pending if row.webhook_url else WebhookState.none)
+        .returning(Batch.id)
+    ).first()
+    return done is not None
 
 
 def create(s: Session, *, client_id: uuid.UUID, input_key: str, input_source: str,
            options: dict[str, Any], input_url: str | None = None, webhook_url: str | None = None,
-           job_id: uuid.UUID | None = None) -> Job:
+           job_id: uuid.UUID | None = None, webhook_events_filter: list[str] | None = None) -> Job:
     job = Job(id=job_id or uuid.uuid4(), client_id=client_id, status=JobStatus.queued, options=options,
               input_key=input_key, input_source=input_source, input_url=input_url,
-              webhook_url=webhook_url, attempts=0, webhook_state=WebhookState.none)
+              webhook_url=webhook_url, webhook_events_filter=webhook_events_filter, attempts=0,
+              webhook_state=WebhookState.none)
     s.add(job)
     s.flush()
     _event(s, job.id, None, JobStatus.queued.value, "submitted")
@@ -106,7 +137,7 @@ def claim(s: Session, job_id: uuid.UUID, *, worker: str, lease_s: float, max_att
     current = s.get(Job, job_id, populate_existing=True)
     if current is None:
         return Claim(None, "missing")
-    if current.status in (JobStatus.succeeded, JobStatus.failed, JobStatus.canceled):
+    if current.status in (*FINISHED, JobStatus.expired):
         return Claim(current, "terminal")
     if current.attempts >= max_attempts:
         return Claim(current, "exhausted")
@@ -128,7 +159,7 @@ def heartbeat(s: Session, job_id: uuid.UUID, attempt: int, lease_s: float) -> bo
 
 
 def _webhook_state(job: Job | None) -> WebhookState:
-    return WebhookState.pending if job is not None and job.webhook_url else WebhookState.none
+    return WebhookState.pending if job is not None and job.wants_event("completed") else WebhookState.none
 
 
 def succeed(s: Session, job_id: uuid.UUID, attempt: int, *, worker: str, **result: Any) -> Job | None:
@@ -168,15 +199,24 @@ def cancel(s: Session, job_id: uuid.UUID) -> Job | None:
     return job
 
 
-def stale_queued(s: Session, older_than_s: float, limit: int = 500) -> list[uuid.UUID]:
-    """Queued jobs whose message was sent long ago (or never): the message is presumed lost."""
+def stale_queued(s: Session, older_than_s: float, limit: int = 500, *,
+                 bulk: bool | None = None) -> list[uuid.UUID]:
+    """Queued jobs whose message was sent long ago (or never): the message is presumed lost.
+
+    ``bulk`` restricts the scan to batch items (True) or single jobs (False).
+    """
     cutoff = func.now() - timedelta(seconds=older_than_s)
-    rows = s.scalars(
-        select(Job.id).where(Job.status == JobStatus.queued,
+    q = select(Job.id).where(Job.status == JobStatus.queued,
                              or_(Job.enqueued_at.is_(None), Job.enqueued_at < cutoff))
-        .order_by(Job.created_at).limit(limit).with_for_update(skip_locked=True)
-    )
-    return list(rows)
+    if bulk is not None:
+        q = q.where(Job.batch_id.is_not(None) if bulk else Job.batch_id.is_(None))
+    return list(s.scalars(q.order_by(Job.created_at).limit(limit).with_for_update(skip_locked=True)))
+
+
+def expire(s: Session, job_id: uuid.UUID) -> Job | None:
+    """A finished job → expired: retention deleted its input and output (the output is gone)."""
+    return _cas(s, job_id, JobStatus.expired, Job.status.in_(FINISHED),
+                dict(output_key=None, lease_expires_at=None), reason="retention")
 
 
 def expired_running(s: Session, limit: int = 500) -> list[Job]:
@@ -185,3 +225,14 @@ def expired_running(s: Session, limit: int = 500) -> list[Job]:
         select(Job).where(Job.status == JobStatus.running, Job.lease_expires_at < func.now())
         .limit(limit).with_for_update(skip_locked=True)
     ))
+
+
+def active_count(s: Session, client_id: uuid.UUID) -> int:
+    """Queued + running jobs of a client (the in-flight cap counts these)."""
+    return s.scalar(select(func.count()).select_from(Job)
+                    .where(Job.client_id == client_id, Job.status.in_(ACTIVE))) or 0
+
+
+def lock_client(s: Session, client_id: uuid.UUID) -> None:
+    """Serialise this client's submits until commit, so count-then-insert cannot overshoot its cap."""
+    s.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(str(client_id), 0))))

@@ -18,13 +18,16 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -42,13 +45,15 @@ class JobStatus(enum.StrEnum):
     succeeded = "succeeded"
     failed = "failed"
     canceled = "canceled"
+    expired = "expired"  # was terminal; retention deleted its input and output
 
     @property
     def terminal(self) -> bool:
         return self in TERMINAL_STATUSES
 
 
-TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.canceled})
+TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.canceled, JobStatus.expired})
+ACTIVE_STATUSES = (JobStatus.queued, JobStatus.running)
 
 
 class WebhookState(enum.StrEnum):
@@ -76,6 +81,11 @@ class Client(Base):
     api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     webhook_secret: Mapped[str] = mapped_column(String(100))
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    # Per-client overrides of the settings of the same name; NULL = the deployment default.
+    rate_limit_per_s: Mapped[float | None] = mapped_column(Float)
+    rate_limit_burst: Mapped[int | None] = mapped_column(Integer)
+    max_jobs_in_flight: Mapped[int | None] = mapped_column(Integer)
+    retention_s: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now_default())
 
 
@@ -107,11 +117,15 @@ class Job(Base):
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     faces: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     webhook_url: Mapped[str | None] = mapped_column(Text)
+    # Which per-job events are POSTed to webhook_url: "start", "completed". NULL = ["completed"].
+    webhook_events_filter: Mapped[list[str] | None] = mapped_column(JSONType)
     webhook_state: Mapped[WebhookState] = mapped_column(
         Enum(WebhookState, name="webhook_state", values_callable=lambda e: [m.value for m in e]),
         default=WebhookState.none,
         server_default="none",
     )
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id"))
+    batch_index: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now_default())
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -126,7 +140,88 @@ class Job(Base):
         # the sweeper's two scans
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
         Index("ix_jobs_status_enqueued", "status", "enqueued_at"),
+        # a batch's jobs in item order (GET /v1/batches/{id} pages through them)
+        Index("ix_jobs_batch", "batch_id", "batch_index"),
+        # retention scans finished jobs by age
+        Index("ix_jobs_status_finished", "status", "finished_at"),
+        # the per-client in-flight cap counts active jobs
+        Index("ix_jobs_client_active", "client_id",
+              postgresql_where=text("status IN ('queued', 'running')")),
     )
+
+    #: Set (not stored) by db.jobs when this job's terminal transition completed its batch.
+    batch_completed = False
+
+    def wants_event(self, event: str) -> bool:
+        """Whether the client asked for this per-job webhook event ("start" or "completed")."""
+        events = self.webhook_events_filter if self.webhook_events_filter is not None else ["completed"]
+        return bool(self.webhook_url) and event in events
+
+    @property
+    def queue_kind(self) -> str:
+        """Batch items go to the bulk queue, single jobs to the interactive one."""
+        return "bulk" if self.batch_id is not None else "interactive"
+
+
+class Batch(Base):
+    """Many jobs sharing options and a webhook (AWS Batch array job).
+
+    ``terminal_count`` is bumped in the same transaction as each item's terminal transition
+    (db/jobs.py), so the one transition that makes it equal ``total`` is the only one that sets
+    ``completed_at`` and queues the ``batch.completed`` webhook: exactly once, decided in Postgres.
+    """
+
+    __tablename__ = "batches"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id"))
+    total: Mapped[int] = mapped_column(Integer)
+    terminal_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    options: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    webhook_events_filter: Mapped[list[str] | None] = mapped_column(JSONType)
+    webhook_state: Mapped[WebhookState] = mapped_column(
+        Enum(WebhookState, name="webhook_state", values_callable=lambda e: [m.value for m in e],
+             create_type=False),
+        default=WebhookState.none,
+        server_default="none",
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now_default())
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_batches_client_created", "client_id", "created_at", "id"),)
+
+
+class Upload(Base):
+    """A presigned POST handed to a client; the object lands at ``key`` under the client's prefix."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id"), index=True)
+    key: Mapped[str] = mapped_column(Text)
+    filename: Mapped[str | None] = mapped_column(String(255))
+    max_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now_default())
+    url_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class IdempotencyKey(Base):
+    """A POST made with an ``Idempotency-Key`` and, once it finished, the response to replay."""
+
+    __tablename__ = "idempotency_keys"
+
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # in_progress | done
+    response_status: Mapped[int | None] = mapped_column(Integer)
+    response_headers: Mapped[dict[str, str] | None] = mapped_column(JSONType)
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now_default())
+    locked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now_default())
+
+    __table_args__ = (Index("ix_idempotency_keys_created", "created_at"),)
 
 
 class JobEvent(Base):
@@ -152,7 +247,8 @@ class WebhookDelivery(Base):
     __tablename__ = "webhook_deliveries"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
-    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"), index=True)
     message_id: Mapped[str] = mapped_column(String(64), index=True)
     event_type: Mapped[str] = mapped_column(String(64))
     url: Mapped[str] = mapped_column(Text)

@@ -34,7 +34,9 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 def _cmd_create_client(args: argparse.Namespace) -> int:
     from db.admin import create_client
 
-    client, api_key = create_client(args.name)
+    client, api_key = create_client(args.name, rate_limit_per_s=args.rate_limit_per_s,
+                                    rate_limit_burst=args.rate_limit_burst,
+                                    max_jobs_in_flight=args.max_jobs_in_flight, retention_s=args.retention_s)
     print(f"client_id:      {client.id}")
     print(f"api_key:        {api_key}   (shown once; only its hash is stored)")
     print(f"webhook_secret: {client.webhook_secret}")
@@ -65,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("create-client", help="Create an API client; prints its API key once.")
     p.add_argument("name", help="Human-readable client name, e.g. 'acme-prints'.")
+    p.add_argument("--rate-limit-per-s", type=float, help="This client's request rate (default RATE_LIMIT_PER_S).")
+    p.add_argument("--rate-limit-burst", type=int, help="This client's burst (default RATE_LIMIT_BURST).")
+    p.add_argument("--max-jobs-in-flight", type=int, help="Queued+running cap (default MAX_JOBS_IN_FLIGHT).")
+    p.add_argument("--retention-s", type=int, help="Delete inputs/results after this many seconds (default "
+                                                   "RETENTION_DAYS).")
     p.set_defaults(func=_cmd_create_client)
     return parser
 

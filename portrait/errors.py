@@ -29,6 +29,17 @@ CATALOGUE: dict[str, ErrorCode] = {e.code: e for e in [
     ErrorCode("image_too_large", 422, "Over MAX_IMAGE_PIXELS or MAX_IMAGE_SIDE (checked from the header)."),
     ErrorCode("image_too_small", 422, "Under MIN_IMAGE_SIDE."),
     ErrorCode("job_not_cancelable", 409, "The job already finished."),
+    ErrorCode("url_not_allowed", 422, "An input or webhook URL is not https, carries credentials, does not "
+                                      "resolve, or resolves to a private, loopback, link-local, metadata, CGNAT, "
+                                      "multicast or reserved address (see URL_ALLOWLIST). Also a job failure code "
+                                      "when the check fails at fetch time or on a redirect."),
+    ErrorCode("idempotency_key_reused", 409, "This Idempotency-Key was already used with a different request "
+                                             "(method, path or body)."),
+    ErrorCode("idempotency_request_in_progress", 409, "A request with this Idempotency-Key is still running; "
+                                                      "retry shortly to get its response."),
+    ErrorCode("rate_limited", 429, "Too many requests for this client (token bucket); wait Retry-After seconds."),
+    ErrorCode("too_many_jobs_in_flight", 429, "Queued + running jobs would exceed MAX_JOBS_IN_FLIGHT (a batch "
+                                              "counts all its items); retry when some finish."),
     ErrorCode("service_unavailable", 503, "A backing service (DB, Redis, S3) is down; retry later."),
     # job failure codes (stored on failed jobs)
     ErrorCode("truncated_image", 422, "The image data ends early (a partial upload)."),

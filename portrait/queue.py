@@ -7,20 +7,33 @@ settings follow from "Postgres is the source of truth, Redis only carries messag
 ``worker_prefetch_multiplier = 1`` keeps one GPU job per child, and the broker's
 ``visibility_timeout`` is longer than the hard time limit so a long job is not delivered twice while
 it is still running. Whatever a lost message would lose, the sweeper rebuilds from Postgres.
+
+Two restore queues keep bulk work from starving interactive users: single jobs go to GPU_QUEUE,
+batch items to GPU_BULK_QUEUE. GPU workers consume both (``-Q gpu,gpu-bulk``) with kombu's
+``queue_order_strategy="priority"``: each fetch is one BRPOP over the queues *in -Q order*, and Redis
+answers from the first non-empty list, so a waiting single job is always taken before the next batch
+item (the default ``round_robin`` would alternate). One child runs one job at a time
+(prefetch 1 + acks_late), so a single job waits at most for the batch item already running.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from functools import lru_cache
+from typing import Any
 
 from celery import Celery
 
 from portrait.settings import Settings, get_settings
 
+log = logging.getLogger("portrait.queue")
+
 RESTORE_TASK = "portrait.restore"
 WEBHOOK_TASK = "portrait.deliver_webhook"
+BATCH_WEBHOOK_TASK = "portrait.deliver_batch_webhook"
 SWEEP_TASK = "portrait.sweep"
+RETENTION_TASK = "portrait.retention"
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
@@ -36,17 +49,21 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         task_soft_time_limit=settings.task_soft_time_limit_s,
         task_time_limit=settings.task_time_limit_s,
-        broker_transport_options={"visibility_timeout": settings.task_time_limit_s + 300},
+        broker_transport_options={"visibility_timeout": settings.task_time_limit_s + 300,
+                                  "queue_order_strategy": "priority"},
         broker_connection_retry_on_startup=True,
         worker_send_task_events=True,
         task_send_sent_event=True,
         task_routes={
             RESTORE_TASK: {"queue": settings.gpu_queue},
             WEBHOOK_TASK: {"queue": settings.webhook_queue},
+            BATCH_WEBHOOK_TASK: {"queue": settings.webhook_queue},
             SWEEP_TASK: {"queue": settings.maintenance_queue},
+            RETENTION_TASK: {"queue": settings.maintenance_queue},
         },
         beat_schedule={
             "sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval_s},
+            "retention": {"task": RETENTION_TASK, "schedule": settings.retention_interval_s},
         },
     )
     return app
@@ -58,10 +75,45 @@ def producer() -> Celery:
     return make_celery()
 
 
-def enqueue_restore(job_id: uuid.UUID | str, countdown: float | None = None) -> None:
-    producer().send_task(RESTORE_TASK, args=[str(job_id)], countdown=countdown)
+def restore_queue(bulk: bool) -> str:
+    s = get_settings()
+    return s.gpu_bulk_queue if bulk else s.gpu_queue
+
+
+def enqueue_restore(job_id: uuid.UUID | str, countdown: float | None = None, *, bulk: bool = False) -> None:
+    producer().send_task(RESTORE_TASK, args=[str(job_id)], countdown=countdown, queue=restore_queue(bulk))
 
 
 def enqueue_webhook(job_id: uuid.UUID | str, message_id: str, attempt: int = 1,
-                    countdown: float | None = None) -> None:
-    producer().send_task(WEBHOOK_TASK, args=[str(job_id), message_id, attempt], countdown=countdown)
+                    countdown: float | None = None, event: str = "completed") -> None:
+    """A per-job webhook; ``event`` is "completed" (terminal status) or "start" (first claim)."""
+    producer().send_task(WEBHOOK_TASK, args=[str(job_id), message_id, attempt, event], countdown=countdown)
+
+
+def enqueue_batch_webhook(batch_id: uuid.UUID | str, attempt: int = 1, countdown: float | None = None) -> None:
+    producer().send_task(BATCH_WEBHOOK_TASK, args=[str(batch_id), batch_message_id(batch_id), attempt],
+                         countdown=countdown)
+
+
+def job_message_id(job_id: uuid.UUID | str, event: str = "completed") -> str:
+    """Stable webhook-id per job and event, the same on every retry (receivers de-duplicate on it)."""
+    hexid = uuid.UUID(str(job_id)).hex
+    return f"msg_{hexid}" if event == "completed" else f"msg_{hexid}_{event}"
+
+
+def batch_message_id(batch_id: uuid.UUID | str) -> str:
+    return f"msg_batch_{uuid.UUID(str(batch_id)).hex}"
+
+
+def notify_finished(job: Any) -> None:
+    """After the commit of a terminal transition: queue the job's webhook and, if this transition
+    completed its batch, the batch's. Never raises: the sweeper re-sends pending webhooks."""
+    try:
+        if job is None:
+            return
+        if job.wants_event("completed"):
+            enqueue_webhook(job.id, job_message_id(job.id))
+        if job.batch_completed and job.webhook_url:
+            enqueue_batch_webhook(job.batch_id)
+    except Exception:  # noqa: BLE001
+        log.exception("could not enqueue webhooks for job %s; the sweeper will", getattr(job, "id", "?"))

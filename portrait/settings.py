@@ -8,11 +8,13 @@ needs into plain arguments, so the ML core stays free of service concerns.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,6 +59,31 @@ class Settings(BaseSettings):
     url_fetch_timeout_s: float = Field(15.0, description="Timeout for fetching an https input URL.")
     allow_http_urls: bool = Field(False, description="Accept plain http:// input URLs (tests only).")
     page_size_max: int = 100
+    url_allowlist: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts or CIDRs (e.g. '127.0.0.1/32', 'images.internal') that input and webhook URLs may reach "
+                    "even though they are private/loopback/link-local. Comma-separated or a JSON list. Tests only.",
+    )
+    url_max_redirects: int = Field(5, description="Redirects followed when fetching an input URL (each re-checked).")
+    wait_max_s: float = Field(60.0, description="Longest hold of 'Prefer: wait=N' on POST /v1/jobs, seconds.")
+
+    # --- batches, uploads, idempotency --------------------------------------------------------
+    batch_max_items: int = Field(1000, description="Most items in one POST /v1/batches.")
+    upload_url_ttl_s: int = Field(3600, description="Lifetime of the presigned POST returned by POST /v1/uploads.")
+    idempotency_ttl_s: int = Field(
+        48 * 3600, description="Idempotency keys are kept at least this long (Stripe: 24 h), then purged."
+    )
+    idempotency_lock_s: float = Field(
+        120.0, description="An in-progress idempotent request older than this is presumed crashed; a retry may "
+                           "take it over instead of getting 409 idempotency_request_in_progress."
+    )
+
+    # --- fairness: per-client limits (each client row may override them) ----------------------
+    rate_limit_per_s: float = Field(20.0, description="Token bucket refill rate per client, requests per second.")
+    rate_limit_burst: int = Field(100, description="Token bucket size per client: the largest burst accepted.")
+    max_jobs_in_flight: int = Field(
+        5000, description="Most queued+running jobs per client; a batch counts all its items. Over it: 429."
+    )
 
     # --- worker -------------------------------------------------------------------------------
     device: str = Field("auto", description="Torch device for the pipeline: auto, cpu, cuda, cuda:N.")
@@ -75,7 +102,10 @@ class Settings(BaseSettings):
     heartbeat_s: float = Field(10.0, description="How often a running task renews its lease.")
     queued_stale_s: int = Field(120, description="A queued job older than this is re-enqueued.")
     sweep_interval_s: float = Field(30.0, description="How often the sweeper runs (Celery beat).")
-    gpu_queue: str = Field("gpu", description="Queue consumed by the GPU restoration workers.")
+    gpu_queue: str = Field("gpu", description="Interactive queue: single jobs (POST /v1/jobs).")
+    gpu_bulk_queue: str = Field(
+        "gpu-bulk", description="Bulk queue: batch items. GPU workers consume 'gpu' first, then this one."
+    )
     webhook_queue: str = Field("webhooks", description="Queue consumed by webhook senders.")
     maintenance_queue: str = Field("maintenance", description="Queue for the sweeper.")
 
@@ -90,6 +120,24 @@ class Settings(BaseSettings):
 
     # --- retention ----------------------------------------------------------------------------
     retention_days: int = Field(7, description="Inputs and results are deleted after this many days.")
+    retention_s: int | None = Field(
+        None, description="Overrides retention_days in seconds (tests, or a stricter deployment)."
+    )
+    retention_interval_s: float = Field(3600.0, description="How often the retention task runs (Celery beat).")
+
+    @field_validator("url_allowlist", mode="before")
+    @classmethod
+    def _split_list(cls, v: Any) -> Any:
+        """Accept ``a,b`` as well as a JSON list from the environment."""
+        if isinstance(v, str):
+            v = v.strip()
+            return json.loads(v) if v.startswith("[") else [x.strip() for x in v.split(",") if x.strip()]
+        return v
+
+    @property
+    def retention_ttl_s(self) -> int:
+        """The effective retention, seconds: RETENTION_S if set, else RETENTION_DAYS."""
+        return self.retention_s if self.retention_s is not None else self.retention_days * 86400
 
 
 @lru_cache

@@ -5,6 +5,7 @@ retried job overwrites its own result instead of leaving orphans:
 
     clients/<client_id>/inputs/<job_id>            the uploaded or fetched input
     clients/<client_id>/results/<job_id>.<ext>     the restored photo
+    clients/<client_id>/uploads/<upload_id>        a file sent with a presigned POST (POST /v1/uploads)
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ def input_key(client_id: uuid.UUID | str, job_id: uuid.UUID | str) -> str:
 
 def result_key(client_id: uuid.UUID | str, job_id: uuid.UUID | str, ext: str) -> str:
     return f"{client_prefix(client_id)}results/{job_id}.{ext}"
+
+
+def upload_key(client_id: uuid.UUID | str, upload_id: uuid.UUID | str) -> str:
+    return f"{client_prefix(client_id)}uploads/{upload_id}"
 
 
 class ObjectMissing(Exception):
@@ -96,6 +101,24 @@ class Storage:
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl
         )
         return url, datetime.now(UTC) + timedelta(seconds=ttl)
+
+    def presign_post(self, key: str, max_bytes: int, ttl_s: int) -> tuple[str, dict[str, str], datetime]:
+        """A browser-style POST policy for exactly ``key``, 1..max_bytes long (the store enforces both).
+
+        SeaweedFS, MinIO and AWS all check the policy's signature, key and content-length-range.
+        """
+        post = self._presigner.generate_presigned_post(
+            self.bucket, key, Conditions=[["content-length-range", 1, max_bytes]], ExpiresIn=ttl_s
+        )
+        return post["url"], post["fields"], datetime.now(UTC) + timedelta(seconds=ttl_s)
+
+    def delete_many(self, keys: list[str]) -> None:
+        """Delete up to 1000 keys in one request (missing keys are fine)."""
+        for i in range(0, len(keys), 1000):
+            chunk = keys[i:i + 1000]
+            if chunk:
+                self.s3.delete_objects(Bucket=self.bucket,
+                                       Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
 
     def ping(self) -> None:
         self.s3.head_bucket(Bucket=self.bucket)

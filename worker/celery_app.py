@@ -1,8 +1,9 @@
 """The worker's Celery app: ``celery -A worker.celery_app worker …``.
 
-GPU workers run ``-P prefork -c 1 -Q gpu``: one child per GPU, which loads the pipeline once *after*
-fork (``worker_process_init``), so the parent never touches CUDA. CPU workers for webhooks and the
-sweeper run ``-Q webhooks,maintenance`` and never load the model.
+GPU workers run ``-P prefork -c 1 -Q gpu,gpu-bulk`` (interactive first: the order is the priority,
+see portrait/queue.py): one child per GPU, which loads the pipeline once *after* fork
+(``worker_process_init``), so the parent never touches CUDA. CPU workers for webhooks, the sweeper
+and retention run ``-Q webhooks,maintenance`` and never load the model.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from portrait.queue import make_celery
 from portrait.settings import get_settings
 
 app = make_celery()
-app.conf.include = ["worker.tasks", "worker.webhooks", "worker.sweeper"]
+app.conf.include = ["worker.tasks", "worker.webhooks", "worker.sweeper", "worker.retention"]
 
 log = logging.getLogger("portrait.worker")
 
@@ -26,7 +27,8 @@ def _after_fork(**_: object) -> None:
     from worker import restorer
 
     dispose_engine()  # never share the parent's DB connections
-    if get_settings().gpu_queue in _consumed_queues():
+    s = get_settings()
+    if {s.gpu_queue, s.gpu_bulk_queue} & _consumed_queues():
         restorer.get_restorer()  # load the model now, once per child, not on the first job
 
 

@@ -1,9 +1,12 @@
 """The sweeper (Celery beat, every SWEEP_INTERVAL_S): rebuilds from Postgres what Redis lost.
 
-* queued jobs whose message was sent more than QUEUED_STALE_S ago (or never) → enqueue again;
+* queued jobs whose message was sent more than QUEUED_STALE_S ago (or never) → enqueue again, but
+  only while their restore queue is empty in Redis: a long bulk backlog is waiting, not lost, and
+  re-sending it every sweep would multiply it;
 * running jobs whose lease expired (their worker died or hung) → back to queued and enqueue, or
   ``failed/attempts_exhausted`` once MAX_ATTEMPTS is reached;
-* finished jobs whose webhook is still pending long after its last attempt was due → send again.
+* finished jobs (and completed batches) whose webhook is still pending long after its last attempt
+  was due → send again.
 
 Re-sending is always safe: the restore task claims with compare-and-set and the webhook task checks
 the job's webhook state, so duplicate messages do nothing.
@@ -13,11 +16,13 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
+import redis
 from sqlalchemy import func, or_, select
 
 from db import jobs as jobs_db
-from db.models import Job, WebhookDelivery, WebhookState
+from db.models import Batch, Job, WebhookDelivery, WebhookState
 from db.session import session_scope
 from portrait import queue
 from portrait.settings import get_settings
@@ -26,52 +31,68 @@ from worker.celery_app import app
 log = logging.getLogger("portrait.sweeper")
 
 
+def _queue_empty(name: str) -> bool:
+    """True when Redis holds no waiting message for this queue (so a stale queued job's was lost)."""
+    try:
+        return redis.Redis.from_url(get_settings().redis_url, socket_timeout=5).llen(name) == 0
+    except redis.RedisError:
+        return False  # cannot tell; the next sweep will
+
+
+def _pending_webhooks(model: type[Job] | type[Batch], fk: Any, finished: Any,
+                      grace: timedelta) -> list[tuple[Any, int | None]]:
+    """(id, last attempt) of rows whose webhook is pending long after its last attempt was due."""
+    deliveries = select(func.max(WebhookDelivery.next_retry_at)).where(fk == model.id).scalar_subquery()
+    last_attempt = select(func.max(WebhookDelivery.attempt)).where(fk == model.id).scalar_subquery()
+    with session_scope() as s:
+        return [tuple(r) for r in s.execute(
+            select(model.id, last_attempt).where(
+                model.webhook_state == WebhookState.pending,
+                finished < func.now() - grace,
+                or_(deliveries.is_(None), deliveries < func.now() - grace),
+            ).limit(500)
+        ).all()]
+
+
 def sweep_once() -> dict[str, int]:
     settings = get_settings()
     counts = {"requeued_stale": 0, "requeued_expired": 0, "exhausted": 0, "webhooks": 0}
 
-    with session_scope() as s:
-        stale = jobs_db.stale_queued(s, settings.queued_stale_s)
+    for bulk in (False, True):
+        if not _queue_empty(queue.restore_queue(bulk)):
+            continue
+        with session_scope() as s:
+            stale = jobs_db.stale_queued(s, settings.queued_stale_s, bulk=bulk)
+            for jid in stale:
+                jobs_db.mark_enqueued(s, jid, reason="re-enqueued by sweeper: message presumed lost")
         for jid in stale:
-            jobs_db.mark_enqueued(s, jid, reason="re-enqueued by sweeper: message presumed lost")
-    for jid in stale:
-        queue.enqueue_restore(jid)
-    counts["requeued_stale"] = len(stale)
+            queue.enqueue_restore(jid, bulk=bulk)
+        counts["requeued_stale"] += len(stale)
 
     requeued, exhausted = [], []
     with session_scope() as s:
         for job in jobs_db.expired_running(s):
             if job.attempts >= settings.max_attempts:
-                if jobs_db.fail(s, job.id, "attempts_exhausted",
-                                f"worker lost {job.attempts} times (lease expired)", attempt=job.attempts):
-                    exhausted.append(job.id)
-            elif jobs_db.requeue(s, job.id, "lease expired: worker presumed dead"):
-                requeued.append(job.id)
-    for jid in requeued:
-        queue.enqueue_restore(jid)
-    for jid in exhausted:
-        queue.enqueue_webhook(jid, f"msg_{jid.hex}")
+                failed = jobs_db.fail(s, job.id, "attempts_exhausted",
+                                      f"worker lost {job.attempts} times (lease expired)", attempt=job.attempts)
+                if failed is not None:
+                    exhausted.append(failed)
+            elif (back := jobs_db.requeue(s, job.id, "lease expired: worker presumed dead")) is not None:
+                requeued.append(back)
+    for job in requeued:
+        queue.enqueue_restore(job.id, bulk=job.batch_id is not None)
+    for job in exhausted:
+        queue.notify_finished(job)
     counts["requeued_expired"], counts["exhausted"] = len(requeued), len(exhausted)
 
     grace = timedelta(seconds=settings.queued_stale_s)
-    last_due = (
-        select(func.max(WebhookDelivery.next_retry_at))
-        .where(WebhookDelivery.job_id == Job.id).scalar_subquery()
-    )
-    last_attempt = (
-        select(func.max(WebhookDelivery.attempt)).where(WebhookDelivery.job_id == Job.id).scalar_subquery()
-    )
-    with session_scope() as s:
-        rows = s.execute(
-            select(Job.id, last_attempt).where(
-                Job.webhook_state == WebhookState.pending,
-                Job.finished_at < func.now() - grace,
-                or_(last_due.is_(None), last_due < func.now() - grace),
-            ).limit(500)
-        ).all()
-    for jid, attempt in rows:
-        queue.enqueue_webhook(jid, f"msg_{jid.hex}", (attempt or 0) + 1)
-    counts["webhooks"] = len(rows)
+    jobs = _pending_webhooks(Job, WebhookDelivery.job_id, Job.finished_at, grace)
+    for jid, attempt in jobs:
+        queue.enqueue_webhook(jid, queue.job_message_id(jid), (attempt or 0) + 1)
+    batches = _pending_webhooks(Batch, WebhookDelivery.batch_id, Batch.completed_at, grace)
+    for bid, attempt in batches:
+        queue.enqueue_batch_webhook(bid, (attempt or 0) + 1)
+    counts["webhooks"] = len(jobs) + len(batches)
     if any(counts.values()):
         log.info("sweep: %s", counts)
     return counts

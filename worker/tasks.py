@@ -24,10 +24,10 @@ from db.session import session_scope
 from portrait import queue
 from portrait.settings import get_settings
 from portrait.storage import ObjectMissing, get_storage, result_key
+from portrait.urlguard import UrlFetchError, UrlRefused, fetch
 from restoration.errors import RestorationError
 from restoration.options import RestoreOptions
 from worker.celery_app import app
-from worker.fetch import FetchError, fetch_url
 from worker.restorer import get_restorer
 
 log = logging.getLogger("portrait.worker")
@@ -60,19 +60,23 @@ class _Heartbeat(threading.Thread):
 def _read_input(job: Job) -> bytes:
     storage, settings = get_storage(), get_settings()
     if job.input_source == "url" and storage.size(job.input_key) is None:
-        data = fetch_url(job.input_url or "", settings)
+        data = fetch(job.input_url or "", settings)
         storage.put(job.input_key, data)
         return data
     return storage.get(job.input_key)
 
 
 def _notify(job: Job | None) -> None:
-    if job is not None and job.webhook_url and job.status in (JobStatus.succeeded, JobStatus.failed,
-                                                              JobStatus.canceled):
+    queue.notify_finished(job)
+
+
+def _notify_start(job: Job) -> None:
+    """The "start" event, once per job (first attempt only), if the client asked for it."""
+    if job.attempts == 1 and job.wants_event("start"):
         try:
-            queue.enqueue_webhook(job.id, message_id=f"msg_{job.id.hex}")
-        except Exception:  # noqa: BLE001 - the sweeper re-sends pending webhooks
-            log.exception("could not enqueue webhook for %s", job.id)
+            queue.enqueue_webhook(job.id, queue.job_message_id(job.id, "start"), event="start")
+        except Exception:  # noqa: BLE001 - informational event; no sweeper recovery
+            log.exception("could not enqueue start webhook for %s", job.id)
 
 
 def _fail(job_id: uuid.UUID, attempt: int, worker: str, code: str, message: str) -> None:
@@ -102,6 +106,7 @@ def restore(self: Any, job_id: str) -> str:
         return claim.outcome
 
     job, attempt = claim.job, claim.attempt
+    _notify_start(job)
     beat = _Heartbeat(jid, attempt)
     beat.start()
     t0 = time.perf_counter()
@@ -136,7 +141,9 @@ def restore(self: Any, job_id: str) -> str:
         _fail(jid, attempt, worker, e.code, e.message)
     except ObjectMissing:
         _fail(jid, attempt, worker, "input_missing", f"input object {job.input_key!r} does not exist")
-    except FetchError as e:
+    except UrlRefused as e:
+        _fail(jid, attempt, worker, "url_not_allowed", str(e))
+    except UrlFetchError as e:
         _fail(jid, attempt, worker, "input_fetch_failed", str(e))
     except SoftTimeLimitExceeded:
         _fail(jid, attempt, worker, "timeout", f"ran past {settings.task_soft_time_limit_s} s")
@@ -148,7 +155,8 @@ def restore(self: Any, job_id: str) -> str:
             with session_scope() as s:
                 back = jobs_db.requeue(s, jid, f"transient error: {type(e).__name__}", attempt=attempt)
             if back is not None:
-                queue.enqueue_restore(jid, countdown=min(60.0, 5.0 * 2 ** (attempt - 1)))
+                queue.enqueue_restore(jid, countdown=min(60.0, 5.0 * 2 ** (attempt - 1)),
+                                      bulk=back.batch_id is not None)
     except ClientError as e:
         _fail(jid, attempt, worker, "internal_error", f"storage error: {e}")
     except Exception as e:  # noqa: BLE001 - any bug fails this job, never the worker

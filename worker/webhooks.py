@@ -1,11 +1,19 @@
 """Signed webhook delivery (Standard Webhooks), on its own queue so slow receivers never block GPUs.
 
-Each terminal job status is POSTed once per *message* (``webhook-id`` = ``msg_<job id hex>``; the
-same id on every retry, so receivers can de-duplicate). Headers: ``webhook-id``,
+Events (the client picks per-job ones with ``webhook_events_filter``, like Replicate):
+
+* ``completed`` → ``job.succeeded`` / ``job.failed`` / ``job.canceled``, once per job
+  (``webhook-id`` = ``msg_<job id hex>``); the default filter is ``["completed"]``;
+* ``start`` → ``job.started`` when a worker first picks the job up (``msg_<hex>_start``);
+* ``batch.completed`` once per batch when its last item finishes (``msg_batch_<hex>``), always sent
+  when the batch has a webhook_url; the decision is made in Postgres (db/jobs.py).
+
+Each message keeps its id on every retry, so receivers can de-duplicate. Headers: ``webhook-id``,
 ``webhook-timestamp`` (unix seconds) and ``webhook-signature: v1,<base64 HMAC-SHA256 of
 "id.timestamp.body">`` with the client's ``whsec_`` secret. Every attempt is a
 ``webhook_deliveries`` row. 2xx: delivered. 410 Gone: stop, the receiver asked us to. Anything else
-or a timeout: retry after ``retry_delay(attempt)`` until WEBHOOK_MAX_ATTEMPTS.
+or a timeout: retry after ``retry_delay(attempt)`` until WEBHOOK_MAX_ATTEMPTS. The POST goes through
+portrait/urlguard.py (public addresses only, pinned IP, no redirects): a refused URL is not retried.
 """
 
 from __future__ import annotations
@@ -15,16 +23,18 @@ import logging
 import random
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from api.schemas import job_object
-from db.models import Client, Job, WebhookDelivery, WebhookState
+from api.schemas import batch_object, job_object
+from db.batches import status_counts
+from db.models import Batch, Client, Job, WebhookDelivery, WebhookState
 from db.session import session_scope
-from portrait import queue
+from portrait import queue, urlguard
 from portrait.settings import Settings, get_settings
 from portrait.storage import get_storage
 from worker.celery_app import app
@@ -43,9 +53,9 @@ def retry_delay(attempt: int, settings: Settings, rng: random.Random | None = No
     return base * (rng or random).uniform(1 - j, 1 + j)
 
 
-def build_payload(job: Job) -> dict[str, Any]:
+def build_payload(job: Job, event: str = "completed") -> dict[str, Any]:
     return {
-        "type": f"job.{job.status.value}",
+        "type": "job.started" if event == "start" else f"job.{job.status.value}",
         "timestamp": datetime.now(UTC).isoformat(),
         "data": job_object(job, get_storage()).model_dump(mode="json"),
     }
@@ -61,52 +71,107 @@ def sign(secret: str, message_id: str, timestamp: datetime, body: str) -> dict[s
     }
 
 
+@dataclass
+class _Attempt:
+    status_code: int | None
+    error: str | None
+    ms: float
+    refused: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def _post(url: str, secret: str, message_id: str, body: str, settings: Settings) -> tuple[_Attempt, datetime]:
+    now = datetime.now(UTC)
+    t0 = time.perf_counter()
+    try:
+        code = urlguard.post(url, body, sign(secret, message_id, now, body), settings, settings.webhook_timeout_s)
+        result = _Attempt(code, None, 0.0)
+    except urlguard.UrlRefused as e:
+        result = _Attempt(None, f"url_not_allowed: {e}"[:500], 0.0, refused=True)
+    except httpx.HTTPError as e:
+        result = _Attempt(None, f"{type(e).__name__}: {e}"[:500], 0.0)
+    result.ms = round((time.perf_counter() - t0) * 1000, 1)
+    return result, now
+
+
+def _outcome(a: _Attempt, attempt: int, settings: Settings) -> tuple[WebhookState | None, float | None]:
+    """(new webhook state or None while retrying, delay before the next attempt or None)."""
+    if a.ok:
+        return WebhookState.delivered, None
+    if a.status_code == 410:
+        return WebhookState.gone, None
+    if a.refused or attempt >= settings.webhook_max_attempts:
+        return WebhookState.failed, None
+    return None, retry_delay(attempt, settings)
+
+
 @app.task(name=queue.WEBHOOK_TASK)
-def deliver_webhook(job_id: str, message_id: str, attempt: int = 1) -> str:
+def deliver_webhook(job_id: str, message_id: str, attempt: int = 1, event: str = "completed") -> str:
     settings = get_settings()
     jid = uuid.UUID(job_id)
     with session_scope() as s:
         job = s.get(Job, jid)
-        if job is None or not job.webhook_url or job.webhook_state not in (WebhookState.pending,):
+        if job is None or not job.webhook_url:
+            return "skipped"
+        if event == "completed" and job.webhook_state != WebhookState.pending:
             return "skipped"
         secret = s.get(Client, job.client_id).webhook_secret
         url = job.webhook_url
-        body = json.dumps(build_payload(job), separators=(",", ":"))
-        event_type = f"job.{job.status.value}"
+        payload = build_payload(job, event)
+        body = json.dumps(payload, separators=(",", ":"))
 
-    now = datetime.now(UTC)
-    headers = sign(secret, message_id, now, body)
-    status_code: int | None = None
-    error: str | None = None
-    t0 = time.perf_counter()
-    try:
-        r = httpx.post(url, content=body, headers=headers, timeout=settings.webhook_timeout_s,
-                       follow_redirects=False)
-        status_code = r.status_code
-    except httpx.HTTPError as e:
-        error = f"{type(e).__name__}: {e}"[:500]
-    ms = (time.perf_counter() - t0) * 1000
-
-    ok = status_code is not None and 200 <= status_code < 300
-    gone = status_code == 410
-    retry = not ok and not gone and attempt < settings.webhook_max_attempts
-    delay = retry_delay(attempt, settings) if retry else None
+    a, now = _post(url, secret, message_id, body, settings)
+    state, delay = _outcome(a, attempt, settings)
     with session_scope() as s:
         s.add(WebhookDelivery(
-            job_id=jid, message_id=message_id, event_type=event_type, url=url, attempt=attempt,
-            status_code=status_code, error=error, duration_ms=round(ms, 1),
+            job_id=jid, message_id=message_id, event_type=payload["type"], url=url, attempt=attempt,
+            status_code=a.status_code, error=a.error, duration_ms=a.ms,
             next_retry_at=now + timedelta(seconds=delay) if delay is not None else None,
         ))
-        job = s.get(Job, jid)
-        if ok:
-            job.webhook_state = WebhookState.delivered
-        elif gone:
-            job.webhook_state = WebhookState.gone
-        elif not retry:
-            job.webhook_state = WebhookState.failed
-    if retry:
-        queue.enqueue_webhook(jid, message_id, attempt + 1, countdown=delay)
+        if state is not None and event == "completed":
+            s.get(Job, jid).webhook_state = state
+    if delay is not None:
+        queue.enqueue_webhook(jid, message_id, attempt + 1, countdown=delay, event=event)
         log.info("webhook %s attempt %d -> %s; retry in %.1f s", message_id, attempt,
-                 status_code or error, delay)
+                 a.status_code or a.error, delay)
         return "retrying"
-    return "delivered" if ok else ("gone" if gone else "failed")
+    return state.value if state else "failed"
+
+
+def build_batch_payload(batch: Batch, counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "type": "batch.completed",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "data": batch_object(batch, counts).model_dump(mode="json"),
+    }
+
+
+@app.task(name=queue.BATCH_WEBHOOK_TASK)
+def deliver_batch_webhook(batch_id: str, message_id: str, attempt: int = 1) -> str:
+    settings = get_settings()
+    bid = uuid.UUID(batch_id)
+    with session_scope() as s:
+        batch = s.get(Batch, bid)
+        if batch is None or not batch.webhook_url or batch.webhook_state != WebhookState.pending:
+            return "skipped"
+        secret = s.get(Client, batch.client_id).webhook_secret
+        url = batch.webhook_url
+        body = json.dumps(build_batch_payload(batch, status_counts(s, bid)), separators=(",", ":"))
+
+    a, now = _post(url, secret, message_id, body, settings)
+    state, delay = _outcome(a, attempt, settings)
+    with session_scope() as s:
+        s.add(WebhookDelivery(
+            batch_id=bid, message_id=message_id, event_type="batch.completed", url=url, attempt=attempt,
+            status_code=a.status_code, error=a.error, duration_ms=a.ms,
+            next_retry_at=now + timedelta(seconds=delay) if delay is not None else None,
+        ))
+        if state is not None:
+            s.get(Batch, bid).webhook_state = state
+    if delay is not None:
+        queue.enqueue_batch_webhook(bid, attempt + 1, countdown=delay)
+        return "retrying"
+    return state.value if state else "failed"

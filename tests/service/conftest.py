@@ -62,6 +62,19 @@ def portrait_jpeg() -> bytes:
 
 
 @pytest.fixture(scope="session")
+def small_faces() -> list[bytes]:
+    """200 distinct small portraits (112 px, JPEG) so that a 200-item batch runs quickly on CPU."""
+    paths = sorted(PORTRAIT.glob("*.jpg")) + sorted((FACES_DIR / "hq" / "london_smiling").glob("*.jpg"))
+    if len(paths) < 1:
+        pytest.skip(f"no portraits under {PORTRAIT} (set FACES_DIR)")
+    out = []
+    for i in range(200):
+        with Image.open(paths[i % len(paths)]) as im:
+            out.append(jpeg_bytes(im.resize((112, 112), Image.LANCZOS), quality=88 + i // len(paths)))
+    return out
+
+
+@pytest.fixture(scope="session")
 def solvay_png() -> bytes:
     if not SOLVAY.is_file():
         pytest.skip(f"{SOLVAY} missing (set FACES_DIR)")

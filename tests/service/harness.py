@@ -121,8 +121,9 @@ class Stack:
         return proc
 
     def start_gpu_worker(self, name: str = "gpu") -> Proc:
+        queues = f"{self.env['GPU_QUEUE']},{self.env['GPU_BULK_QUEUE']}"  # interactive first: it has priority
         return self.spawn(name, [str(BIN / "celery"), "-A", "worker.celery_app", "worker", "-P", "prefork",
-                                 "-c", "1", "-Q", self.env["GPU_QUEUE"], "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h",
+                                 "-c", "1", "-Q", queues, "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h",
                                  "-E", "--without-mingle", "--without-gossip", "-l", "info"])
 
     def start_cpu_worker(self, name: str = "cpu") -> Proc:
@@ -175,6 +176,7 @@ def start_seaweedfs(stack: Stack, access_key: str, secret_key: str) -> str:
         str(BIN / "weed"), "server", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-dir={data}",
         f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}", "-s3",
         f"-s3.port={s3}", f"-s3.config={conf}", "-master.volumeSizeLimitMB=64", "-volume.max=20",
+        "-s3.port.iceberg=0", "-s3.port.lance=0",  # fixed default ports: two stacks at once would clash
         f"-filer.localSocket={stack.tmp / 'filer.sock'}",
     ])
     endpoint = f"http://127.0.0.1:{s3}"
@@ -241,6 +243,36 @@ class WebhookReceiver:
         self.server.shutdown()
 
 
+class FileServer:
+    """A loopback HTTP server answering every GET with ``handler(path) -> (status, headers, body)``;
+    ``hosts`` records the Host header of each request."""
+
+    def __init__(self, handler: Callable[[str], tuple[int, dict[str, str], bytes]]) -> None:
+        self.hosts: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server API
+                server.hosts.append(self.headers.get("host", ""))
+                status, headers, body = handler(self.path)
+                self.send_response(status)
+                for k, v in {"content-length": str(len(body)), **headers}.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
 @contextlib.contextmanager
 def running_stack(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
     """Start everything; yield the stack; tear it all down (database dropped, Redis DB flushed)."""
@@ -253,6 +285,7 @@ def running_stack(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterato
     access, secret = "portrait-test", uuid.uuid4().hex
     suffix = uuid.uuid4().hex[:8]
     stack = Stack(tmp=tmp, env={})
+    saved_env = dict(os.environ)
     try:
         s3 = start_seaweedfs(stack, access, secret)
         stack.env.update({
@@ -263,6 +296,7 @@ def running_stack(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterato
             "S3_SECRET_ACCESS_KEY": secret,
             "S3_BUCKET": f"portrait-test-{suffix}",
             "GPU_QUEUE": f"gpu-{suffix}",
+            "GPU_BULK_QUEUE": f"gpu-bulk-{suffix}",
             "WEBHOOK_QUEUE": f"webhooks-{suffix}",
             "MAINTENANCE_QUEUE": f"maintenance-{suffix}",
             "DEVICE": "cpu",
@@ -274,6 +308,8 @@ def running_stack(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterato
             "WEBHOOK_BACKOFF_BASE_S": "0.5",
             "WEBHOOK_MAX_ATTEMPTS": "4",
             "ALLOW_HTTP_URLS": "true",
+            "URL_ALLOWLIST": "127.0.0.1/32",  # the tests' own receivers and file servers
+            "RETENTION_INTERVAL_S": "2",
             "MAX_UPLOAD_BYTES": str(8 * 1024 * 1024),
             "OMP_NUM_THREADS": "2",
             **(extra_env or {}),
@@ -297,6 +333,8 @@ def running_stack(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterato
         yield stack
     finally:
         stack.stop_all()
+        os.environ.clear()
+        os.environ.update(saved_env)  # later tests must see the settings they would see alone
         reset_caches()
         with contextlib.suppress(Exception):
             redis.Redis.from_url(redis_url).flushdb()
@@ -320,12 +358,16 @@ def reset_caches() -> None:
 
 
 class Api:
-    """An API client bound to one freshly created client (API key + webhook secret)."""
+    """An API client bound to one freshly created client (API key + webhook secret).
 
-    def __init__(self, stack: Stack) -> None:
+    ``limits`` are the client's own overrides (rate_limit_per_s, rate_limit_burst,
+    max_jobs_in_flight, retention_s), so one stack serves tests that need tiny limits.
+    """
+
+    def __init__(self, stack: Stack, **limits: Any) -> None:
         from db.admin import create_client
 
-        self.client, self.api_key = create_client(f"test-{uuid.uuid4().hex[:6]}")
+        self.client, self.api_key = create_client(f"test-{uuid.uuid4().hex[:6]}", **limits)
         self.http = httpx.Client(base_url=stack.api_url, timeout=30,
                                  headers={"Authorization": f"Bearer {self.api_key}"})
 

@@ -1,0 +1,146 @@
+"""Batches: many inputs, shared options and webhook, one ``batch.completed`` (AWS Batch array jobs).
+
+``POST /v1/batches`` resolves every item (an object key under the client's prefix, an https URL, or
+an upload id), then inserts the batch and all its jobs in **one** transaction, and only after the
+commit sends one message per job to the bulk queue (in the background, after the reply). If Redis
+loses any of them, the sweeper re-sends from Postgres. Object keys and uploads are not HEAD-checked
+here (1,000 round trips); a missing one fails its job with ``input_missing``.
+
+Batch items go to GPU_BULK_QUEUE, which GPU workers serve only when the interactive queue is empty
+(portrait/queue.py), so a big batch never holds up single photos.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Query
+from sqlalchemy import and_, or_, select
+
+from api.auth import owned_or_404
+from api.inputs import check_own_key, url_checker
+from api.pagination import decode_cursor, encode_cursor
+from api.ratelimit import ClientDep, reserve_in_flight
+from api.schemas import (
+    BatchCreate,
+    BatchCreated,
+    BatchDetail,
+    BatchList,
+    JobList,
+    batch_object,
+    job_object,
+)
+from db import batches as batches_db
+from db.models import Batch, Client, Job, Upload
+from db.session import session_scope
+from portrait import queue
+from portrait.errors import ApiError
+from portrait.settings import get_settings
+from portrait.storage import get_storage, input_key
+
+log = logging.getLogger("portrait.api")
+router = APIRouter(tags=["batches"])
+
+
+def _resolve_items(body: BatchCreate, client: Client) -> list[batches_db.NewItem]:
+    settings = get_settings()
+    if len(body.items) > settings.batch_max_items:
+        raise ApiError("validation_error", f"items: at most {settings.batch_max_items} per batch, "
+                                           f"got {len(body.items)}")
+    wanted = {it.upload for it in body.items if it.upload is not None}
+    uploads: dict[uuid.UUID, str] = {}
+    if wanted:
+        with session_scope() as s:
+            uploads = dict(s.execute(select(Upload.id, Upload.key)
+                                     .where(Upload.id.in_(wanted), Upload.client_id == client.id)).all())
+    check_url = url_checker()
+    items = []
+    for i, it in enumerate(body.items):
+        jid = uuid.uuid4()
+        if it.key is not None:
+            items.append(batches_db.NewItem(jid, check_own_key(it.key, client), "object"))
+        elif it.upload is not None:
+            if it.upload not in uploads:
+                raise ApiError("not_found", f"items[{i}].upload: upload {it.upload} not found")
+            items.append(batches_db.NewItem(jid, uploads[it.upload], "upload"))
+        else:
+            url = check_url(str(it.url), f"items[{i}].url")
+            items.append(batches_db.NewItem(jid, input_key(client.id, jid), "url", url))
+    return items
+
+
+def _send_all(job_ids: list[uuid.UUID]) -> None:
+    """After the reply: one message per job. A failure stops here; the sweeper sends the rest."""
+    try:
+        for jid in job_ids:
+            queue.enqueue_restore(jid, bulk=True)
+    except Exception:  # noqa: BLE001
+        log.exception("enqueue of a batch stopped; the sweeper will send the remaining jobs")
+
+
+@router.post("/v1/batches", status_code=202, response_model=BatchCreated)
+def create_batch(body: BatchCreate, client: ClientDep, background: BackgroundTasks) -> BatchCreated:
+    """Submit up to BATCH_MAX_ITEMS photos sharing ``options`` and ``webhook_url``.
+
+    Items: ``{"key": "clients/<id>/…"}``, ``{"url": "https://…"}`` or ``{"upload": "<upload id>"}``.
+    The webhook gets ``batch.completed`` once, plus the per-job events in ``webhook_events_filter``.
+    """
+    items = _resolve_items(body, client)
+    webhook = url_checker()(str(body.webhook_url), "webhook_url") if body.webhook_url else None
+    options = body.options.model_dump(mode="json")
+    with session_scope() as s:
+        reserve_in_flight(s, client, len(items))
+        batch = batches_db.create(s, client_id=client.id, items=items, options=options, webhook_url=webhook,
+                                  webhook_events_filter=list(body.webhook_events_filter))
+        s.flush()
+        s.refresh(batch)
+        counts = batches_db.status_counts(s, batch.id)
+    background.add_task(_send_all, [it.job_id for it in items])
+    return BatchCreated(**batch_object(batch, counts).model_dump(), job_ids=[it.job_id for it in items])
+
+
+@router.get("/v1/batches/{batch_id}", response_model=BatchDetail)
+def get_batch(
+    batch_id: uuid.UUID,
+    client: ClientDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 100,
+    cursor: str | None = None,
+) -> BatchDetail:
+    """Counts per status, progress, and a page of its jobs in item order (``jobs.next_cursor``)."""
+    batch = owned_or_404(Batch, batch_id, client, "batch")
+    q = select(Job).where(Job.batch_id == batch.id)
+    if cursor:
+        (after,) = decode_cursor(cursor, 1)
+        q = q.where(Job.batch_index > int(after))
+    with session_scope() as s:
+        rows = list(s.scalars(q.order_by(Job.batch_index).limit(limit + 1)))
+        counts = batches_db.status_counts(s, batch.id)
+        batch = s.get(Batch, batch.id)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    storage = get_storage()
+    page = JobList(data=[job_object(j, storage) for j in rows], has_more=more,
+                   next_cursor=encode_cursor(rows[-1].batch_index) if more and rows else None)
+    return BatchDetail(**batch_object(batch, counts).model_dump(), jobs=page)
+
+
+@router.get("/v1/batches", response_model=BatchList)
+def list_batches(
+    client: ClientDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: str | None = None,
+) -> BatchList:
+    """This client's batches, newest first."""
+    q = select(Batch).where(Batch.client_id == client.id)
+    if cursor:
+        created, bid = decode_cursor(cursor, 2)
+        q = q.where(or_(Batch.created_at < created, and_(Batch.created_at == created, Batch.id < uuid.UUID(bid))))
+    with session_scope() as s:
+        rows = list(s.scalars(q.order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit + 1)))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        data = [batch_object(b, batches_db.status_counts(s, b.id)) for b in rows]
+    return BatchList(data=data, has_more=more,
+                     next_cursor=encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id) if more else None)

@@ -1,0 +1,228 @@
+"""``Idempotency-Key`` on every POST, with Stripe's semantics, so clients can retry safely.
+
+* First request with a key: it runs, and its response (status, body, a few headers) is stored in
+  Postgres under (client, key) with a hash of the request.
+* Same key, same request again: the stored response is replayed byte for byte, with
+  ``Idempotent-Replayed: true``; nothing runs, so no new job, batch or upload.
+* Same key, different request (method, path or body): 409 ``idempotency_key_reused``.
+* Same key while the first is still running: 409 ``idempotency_request_in_progress``. A request
+  that crashed without finishing is presumed dead after IDEMPOTENCY_LOCK_S and may be taken over.
+* Responses that invite a retry are not stored (5xx, 429): the key is released and a retry runs.
+
+Keys are per client and kept IDEMPOTENCY_TTL_S (≥ 24 h); worker/retention.py purges older ones.
+"The same request" means the same JSON (key order and whitespace do not matter) or, for multipart,
+the same fields and file bytes (boundaries and file names do not matter).
+
+It is ASGI middleware rather than a dependency because it must see the whole response to store it
+and must be able to answer without running the endpoint at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, func, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, UploadFile
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.auth import client_from_header
+from db.models import IdempotencyKey
+from db.session import session_scope
+from portrait.errors import CATALOGUE
+from portrait.settings import get_settings
+
+log = logging.getLogger("portrait.api")
+
+HEADER = "idempotency-key"
+REPLAYED = "idempotent-replayed"
+KEPT_HEADERS = ("content-type", "preference-applied", "location")
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: str  # run | replay | reused | in_progress
+    status: int = 0
+    headers: dict[str, str] | None = None
+    body: bytes = b""
+
+
+def begin(client_id: uuid.UUID, key: str, request_hash: str) -> Decision:
+    """Claim the key for this request, or say why not (replay, reused, in progress)."""
+    settings = get_settings()
+    with session_scope() as s:
+        inserted = s.execute(
+            insert(IdempotencyKey).values(client_id=client_id, key=key, request_hash=request_hash,
+                                          state="in_progress")
+            .on_conflict_do_nothing().returning(IdempotencyKey.key)
+        ).first()
+        if inserted is not None:
+            return Decision("run")
+        row = s.get(IdempotencyKey, (client_id, key), with_for_update=True)
+        if row is None:  # released between our insert and read: treat as a clash, the client retries
+            return Decision("in_progress")
+        if row.request_hash != request_hash:
+            return Decision("reused")
+        if row.state == "done":
+            return Decision("replay", row.response_status or 200, row.response_headers or {},
+                            row.response_body or b"")
+        taken = s.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.client_id == client_id, IdempotencyKey.key == key,
+                   IdempotencyKey.state == "in_progress",
+                   IdempotencyKey.locked_at < func.now() - timedelta(seconds=settings.idempotency_lock_s))
+            .values(locked_at=func.now())
+        ).rowcount
+        return Decision("run" if taken else "in_progress")
+
+
+def finish(client_id: uuid.UUID, key: str, status: int, headers: dict[str, str], body: bytes) -> None:
+    with session_scope() as s:
+        s.execute(update(IdempotencyKey)
+                  .where(IdempotencyKey.client_id == client_id, IdempotencyKey.key == key)
+                  .values(state="done", response_status=status, response_headers=headers, response_body=body))
+
+
+def release(client_id: uuid.UUID, key: str) -> None:
+    """Forget an unfinished key (the request failed in a way worth retrying)."""
+    with session_scope() as s:
+        s.execute(delete(IdempotencyKey).where(IdempotencyKey.client_id == client_id, IdempotencyKey.key == key,
+                                               IdempotencyKey.state == "in_progress"))
+
+
+def purge(s: Session, older_than_s: float) -> int:
+    """Delete keys older than ``older_than_s``; returns how many."""
+    cutoff = func.now() - timedelta(seconds=older_than_s)
+    return s.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff)).rowcount or 0
+
+
+async def request_hash(scope: Scope, headers: Headers, body: bytes) -> str:
+    """SHA-256 of method, path and a canonical form of the body (see the module docstring)."""
+    h = hashlib.sha256(f"{scope['method']} {scope['path']}?{scope.get('query_string', b'').decode()}\n".encode())
+    ctype = headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data"):
+        async def replay() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        form = await Request(scope, replay).form(max_files=10, max_fields=50)
+        try:
+            parts = []
+            for name, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    digest = hashlib.sha256(await value.read()).hexdigest()
+                    parts.append((name, "file:" + digest))
+                else:
+                    parts.append((name, "field:" + value))
+        finally:
+            await form.close()
+        h.update(json.dumps(sorted(parts)).encode())
+    elif ctype.startswith("application/json"):
+        try:
+            h.update(json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode())
+        except ValueError:
+            h.update(body)
+    else:
+        h.update(body)
+    return h.hexdigest()
+
+
+def _error(code: str, message: str) -> tuple[int, dict[str, str], bytes]:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    return CATALOGUE[code].http_status, {"content-type": "application/json"}, body
+
+
+async def _respond(send: Send, status: int, headers: dict[str, str], body: bytes) -> None:
+    raw = [(k.encode(), v.encode()) for k, v in headers.items()]
+    raw.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class IdempotencyMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope) if scope["type"] == "http" else None
+        key = headers.get(HEADER) if headers is not None and scope["method"] == "POST" else None
+        if key is None:
+            return await self.app(scope, receive, send)
+        if not 1 <= len(key) <= 255:
+            return await _respond(send, *_error("invalid_request", "Idempotency-Key must be 1 to 255 characters"))
+        client = await run_in_threadpool(client_from_header, headers.get("authorization", ""))
+        if client is None:  # the endpoint answers 401 as usual
+            return await self.app(scope, receive, send)
+
+        limit = get_settings().max_upload_bytes + 1024 * 1024
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > limit:
+                return await _respond(send, *_error("payload_too_large", f"the body exceeds {limit} bytes"))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        try:
+            digest = await request_hash(scope, headers, body)
+        except Exception:  # noqa: BLE001 - an unparsable body: hash the bytes, the endpoint reports it
+            digest = hashlib.sha256(body).hexdigest()
+
+        decision = await run_in_threadpool(begin, client.id, key, digest)
+        if decision.outcome == "replay":
+            return await _respond(send, decision.status, {**(decision.headers or {}), REPLAYED: "true"},
+                                  decision.body)
+        if decision.outcome == "reused":
+            return await _respond(send, *_error(
+                "idempotency_key_reused", "this Idempotency-Key was used with a different request"))
+        if decision.outcome == "in_progress":
+            return await _respond(send, *_error(
+                "idempotency_request_in_progress", "a request with this Idempotency-Key is still running; retry"))
+
+        scope.setdefault("state", {})["client"] = client
+        sent = False
+
+        async def replay_body() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()  # http.disconnect, when the client goes
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        status, kept, out = 0, {}, bytearray()
+        stored = False
+
+        async def capture(message: Message) -> None:
+            nonlocal status, kept, stored
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                kept = {k.decode().lower(): v.decode() for k, v in message.get("headers", [])
+                        if k.decode().lower() in KEPT_HEADERS}
+            elif message["type"] == "http.response.body":
+                out.extend(message.get("body", b""))
+                if not message.get("more_body", False) and not stored:
+                    stored = True
+                    # Store before the last byte leaves, so a retry that races the reply replays it.
+                    if status >= 500 or status == 429:
+                        await run_in_threadpool(release, client.id, key)
+                    else:
+                        await run_in_threadpool(finish, client.id, key, status, kept, bytes(out))
+            await send(message)
+
+        try:
+            await self.app(scope, replay_body, capture)
+        finally:
+            if not stored:
+                await run_in_threadpool(release, client.id, key)
+

@@ -1,0 +1,34 @@
+"""Checks of client-named inputs shared by jobs and batches: keys under the client's prefix, safe URLs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import lru_cache
+
+from db.models import Client
+from portrait import urlguard
+from portrait.errors import ApiError
+from portrait.settings import get_settings
+from portrait.storage import client_prefix
+
+
+def check_own_key(key: str, client: Client) -> str:
+    """Any key outside this client's prefix (another client's object) does not exist for it: 404."""
+    if not key.startswith(client_prefix(client.id)) or ".." in key.split("/"):
+        raise ApiError("not_found", f"object {key!r} not found under your prefix {client_prefix(client.id)!r}")
+    return key
+
+
+def url_checker() -> Callable[[str, str], str]:
+    """A checker for one request: each host is resolved once however many URLs name it."""
+    settings = get_settings()
+    resolve = lru_cache(maxsize=1024)(urlguard.resolve)
+
+    def check(url: str, field: str) -> str:
+        try:
+            urlguard.check(url, settings, resolver=resolve)
+        except urlguard.UrlRefused as e:
+            raise ApiError("url_not_allowed", f"{field}: {e}") from e
+        return url
+
+    return check

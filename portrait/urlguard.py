@@ -1,0 +1,184 @@
+"""SSRF guard for every URL the service reaches on a client's behalf: input URLs and webhook URLs.
+
+A client-supplied URL must not let it probe our network (Postgres, Redis, the S3 endpoint, the cloud
+metadata service at 169.254.169.254 / fd00:ec2::254). So:
+
+* only ``https`` (``http`` too when ALLOW_HTTP_URLS, for tests), no ``user:pass@``;
+* the host is resolved **once**; every address must be public (``ipaddress``'s ``is_global``, and
+  none of private, loopback, link-local, multicast, reserved, unspecified, CGNAT 100.64/10;
+  IPv4-mapped and 6to4/Teredo IPv6 are judged by the IPv4 address inside);
+* the connection goes to that resolved IP (the URL's host is swapped for the IP, with ``Host`` and
+  TLS SNI/certificate check still on the name), so DNS rebinding between check and connect does not
+  help;
+* redirects are followed by hand, each hop checked again; size and total-time caps.
+
+URL_ALLOWLIST (hosts or CIDRs) lets tests and on-premise deployments reach named internal addresses.
+The API checks at submit (fast refusal, a clear 422) and the worker checks again at fetch/POST time
+(DNS may have changed since).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import urljoin
+
+import httpx
+
+from portrait.settings import Settings
+
+IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+REDIRECTS = (301, 302, 303, 307, 308)
+
+# Ranges refused even where ``is_global`` says otherwise (or to be explicit about the ones that matter).
+BLOCKED = [ipaddress.ip_network(n) for n in (
+    "169.254.169.254/32",  # cloud metadata (AWS, GCP, Azure)
+    "fd00:ec2::254/128",   # AWS metadata over IPv6
+    "100.64.0.0/10",       # CGNAT shared space (RFC 6598)
+    "192.0.0.0/24",        # IETF protocol assignments
+    "198.18.0.0/15",       # benchmarking
+    "64:ff9b::/96",        # NAT64: would reach an IPv4 address we did not check
+)]
+
+
+class UrlRefused(Exception):
+    """The URL is not allowed (scheme, credentials, or an address that is not public)."""
+
+
+class UrlFetchError(Exception):
+    """The URL was allowed but the fetch failed: status, size or time cap, connection error."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A checked URL and the addresses it resolved to; requests go to ``ips[0]``."""
+
+    url: httpx.URL
+    ips: tuple[IP, ...]
+
+
+def is_public(ip: IP) -> bool:
+    """True for an address a client may make us connect to."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if inner is not None:
+            return is_public(inner)
+    if any(ip in net for net in BLOCKED if net.version == ip.version):
+        return False
+    return ip.is_global and not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
+                                 or ip.is_reserved or ip.is_unspecified)
+
+
+def resolve(host: str, port: int) -> tuple[IP, ...]:
+    """All addresses of ``host`` (an IP literal resolves to itself). Tests monkeypatch this."""
+    try:
+        return (ipaddress.ip_address(host),)
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as e:
+        raise UrlRefused(f"{host} does not resolve") from e
+    seen: dict[IP, None] = {}
+    for *_, sockaddr in infos:
+        seen[ipaddress.ip_address(sockaddr[0].split("%", 1)[0])] = None
+    return tuple(seen)
+
+
+def _allowlisted(host: str, ip: IP, allowlist: list[str]) -> bool:
+    for entry in allowlist:
+        try:
+            if ip in ipaddress.ip_network(entry, strict=False):
+                return True
+        except ValueError:
+            if entry.lower().rstrip(".") == host.lower().rstrip("."):
+                return True
+    return False
+
+
+def check(url: str | httpx.URL, settings: Settings,
+          resolver: Callable[[str, int], tuple[IP, ...]] | None = None) -> Target:
+    """Validate ``url`` and resolve its host once; raise UrlRefused with a message fit for clients."""
+    try:
+        u = httpx.URL(str(url))
+    except (httpx.InvalidURL, ValueError) as e:
+        raise UrlRefused(f"not a valid URL: {e}") from e
+    schemes = ("https", "http") if settings.allow_http_urls else ("https",)
+    if u.scheme not in schemes:
+        raise UrlRefused(f"only {' or '.join(schemes)} URLs are accepted, not {u.scheme or 'none'}")
+    if u.userinfo:
+        raise UrlRefused("credentials in URLs are not accepted")
+    if not u.host:
+        raise UrlRefused("the URL has no host")
+    port = u.port or (443 if u.scheme == "https" else 80)
+    ips = (resolver or resolve)(u.host, port)
+    if not ips:
+        raise UrlRefused(f"{u.host} does not resolve")
+    for ip in ips:
+        if not is_public(ip) and not _allowlisted(u.host, ip, settings.url_allowlist):
+            raise UrlRefused(f"{u.host} resolves to {ip}, which is not a public address")
+    return Target(u, ips)
+
+
+@contextmanager
+def _pinned(client: httpx.Client, method: str, target: Target, timeout: float,
+            **kw: object) -> Iterator[httpx.Response]:
+    """Send to the resolved IP; ``Host`` and TLS (SNI, certificate name) still use the URL's host."""
+    u = target.url
+    headers = dict(kw.pop("headers", None) or {})  # type: ignore[call-overload]
+    headers["host"] = u.netloc.decode("ascii")
+    extensions = {"sni_hostname": u.host} if u.scheme == "https" else {}
+    req = client.build_request(method, u.copy_with(host=str(target.ips[0])), headers=headers,
+                               extensions=extensions, timeout=timeout, **kw)  # type: ignore[arg-type]
+    resp = client.send(req, stream=True, follow_redirects=False)
+    try:
+        yield resp
+    finally:
+        resp.close()
+
+
+def fetch(url: str, settings: Settings, *, max_bytes: int | None = None) -> bytes:
+    """GET an input URL: checked hop by hop, pinned, at most MAX_UPLOAD_BYTES and URL_FETCH_TIMEOUT_S."""
+    limit = max_bytes or settings.max_upload_bytes
+    deadline = time.monotonic() + settings.url_fetch_timeout_s
+    current = url
+    try:
+        with httpx.Client() as client:
+            for _ in range(settings.url_max_redirects + 1):
+                target = check(current, settings)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise UrlFetchError(f"GET {url} took longer than {settings.url_fetch_timeout_s} s")
+                with _pinned(client, "GET", target, left) as r:
+                    if r.status_code in REDIRECTS and "location" in r.headers:
+                        current = urljoin(str(target.url), r.headers["location"])
+                        continue
+                    if r.status_code != 200:
+                        raise UrlFetchError(f"GET {current} answered {r.status_code}")
+                    declared = r.headers.get("content-length", "")
+                    if declared.isdigit() and int(declared) > limit:
+                        raise UrlFetchError(f"{current} is larger than {limit} bytes")
+                    chunks, size = [], 0
+                    for chunk in r.iter_bytes():
+                        size += len(chunk)
+                        if size > limit:
+                            raise UrlFetchError(f"{current} is larger than {limit} bytes")
+                        if time.monotonic() > deadline:
+                            raise UrlFetchError(f"GET {url} took longer than {settings.url_fetch_timeout_s} s")
+                        chunks.append(chunk)
+                    return b"".join(chunks)
+            raise UrlFetchError(f"GET {url}: more than {settings.url_max_redirects} redirects")
+    except httpx.HTTPError as e:
+        raise UrlFetchError(f"GET {current} failed: {type(e).__name__}") from e
+
+
+def post(url: str, body: bytes | str, headers: dict[str, str], settings: Settings, timeout: float) -> int:
+    """POST (webhooks): checked and pinned, redirects not followed. Returns the status code."""
+    target = check(url, settings)
+    with httpx.Client() as client, _pinned(client, "POST", target, timeout, content=body,
+                                           headers=headers) as r:
+        return r.status_code
