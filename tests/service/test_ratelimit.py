@@ -1,0 +1,68 @@
+"""Per-client fairness: a request burst is cut with 429 + Retry-After; jobs in flight are capped."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from harness import Api, FileServer, Stack, wait_until
+
+
+def test_a_burst_gets_429_with_retry_after(stack: Stack) -> None:
+    api = Api(stack, rate_limit_per_s=0.5, rate_limit_burst=5)
+    bystander = Api(stack, rate_limit_per_s=0.5, rate_limit_burst=5)
+    codes = [api.http.get("/v1/jobs") for _ in range(12)]
+    assert [r.status_code for r in codes[:5]] == [200] * 5, "the burst is allowed"
+    limited = [r for r in codes if r.status_code == 429]
+    assert len(limited) >= 6
+    for r in limited:
+        assert r.json()["error"]["code"] == "rate_limited"
+        assert 1 <= int(r.headers["retry-after"]) <= 2  # one token comes back every 2 s
+    assert bystander.http.get("/v1/jobs").status_code == 200, "another client is not affected"
+    # POSTs pay too, and a limited POST does nothing.
+    r = api.http.post("/v1/uploads")
+    assert r.status_code == 429
+    time.sleep(int(r.headers["retry-after"]))
+    assert api.http.post("/v1/uploads").status_code == 201, "after Retry-After the client gets through"
+
+
+@pytest.fixture
+def held_server(small_faces: list[bytes]) -> Iterator[tuple[str, threading.Event]]:
+    release = threading.Event()
+
+    def handler(path: str) -> tuple[int, dict[str, str], bytes]:
+        release.wait(30)
+        return 200, {}, small_faces[5]
+
+    srv = FileServer(handler)
+    yield srv.url, release
+    release.set()
+    srv.close()
+
+
+def test_jobs_in_flight_are_capped_per_client(stack: Stack, held_server: tuple, small_faces: list[bytes]) -> None:
+    url, release = held_server
+    api = Api(stack, max_jobs_in_flight=3)
+    items = [{"url": f"{url}/{i}.jpg"} for i in range(4)]
+    r = api.http.post("/v1/batches", json={"items": items, "options": {"upscale": 1}})
+    assert (r.status_code, r.json()["error"]["code"]) == (429, "too_many_jobs_in_flight"), "a batch counts all items"
+    assert int(r.headers["retry-after"]) >= 1
+    assert api.http.get("/v1/batches").json()["data"] == [], "nothing of it was accepted"
+
+    batch = api.http.post("/v1/batches", json={"items": items[:3], "options": {"upscale": 1}})
+    assert batch.status_code == 202
+    single = api.submit(small_faces[0], options='{"upscale": 1}')
+    assert (single.status_code, single.json()["error"]["code"]) == (429, "too_many_jobs_in_flight")
+    assert Api(stack, max_jobs_in_flight=3).submit(small_faces[0]).status_code == 202, "other clients unaffected"
+
+    release.set()
+    wait_until(lambda: api.http.get(f"/v1/batches/{batch.json()['id']}").json()["status"] == "completed", 120,
+               what="batch done")
+    assert api.submit(small_faces[0], options='{"upscale": 1}').status_code == 202
+
+
+def test_a_default_client_is_not_limited_in_ordinary_use(stack: Stack) -> None:
+    api = Api(stack)  # RATE_LIMIT_PER_S=20, RATE_LIMIT_BURST=100
+    assert all(api.http.get("/v1/jobs").status_code == 200 for _ in range(50))
