@@ -7,6 +7,7 @@ commands start fast and never import torch unless they restore something.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -43,6 +44,28 @@ def _cmd_create_client(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_submit(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from portrait.client import Client, submit_folder
+
+    if not args.api_key:
+        print("set PORTRAIT_API_KEY or pass --api-key", file=sys.stderr)
+        return 2
+    out = Path(args.output or Path(args.folder) / "restored")
+    options = json.loads(args.options) if args.options else {}
+    with Client(args.api_url, args.api_key) as client:
+        result = submit_folder(client, Path(args.folder), out, options=options, webhook_url=args.webhook_url,
+                               wait=args.wait, timeout=args.timeout, progress=not args.quiet)
+    print(f"batches: {', '.join(result.batch_ids) or 'none (empty folder)'}")
+    if args.wait:
+        print(f"succeeded: {result.succeeded}  downloaded now: {result.downloaded}  into {out}")
+        for rel, code in sorted(result.failed.items()):
+            print(f"failed: {rel}: {code}")
+    return 1 if result.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from portrait.settings import get_settings
 
@@ -73,6 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retention-s", type=int, help="Delete inputs/results after this many seconds (default "
                                                    "RETENTION_DAYS).")
     p.set_defaults(func=_cmd_create_client)
+
+    p = sub.add_parser("submit", help="Restore a folder through the API as a batch; resumable.")
+    p.add_argument("folder", help="Folder of photos (searched recursively).")
+    p.add_argument("-o", "--output", help="Where results and the resume state go (default FOLDER/restored).")
+    p.add_argument("--wait", action="store_true", help="Wait for the batch and download the results.")
+    p.add_argument("--options", help='Restore options as JSON, e.g. \'{"upscale": 2}\'.')
+    p.add_argument("--webhook-url", help="Also notify this URL (batch.completed).")
+    p.add_argument("--timeout", type=float, help="Give up waiting after this many seconds.")
+    p.add_argument("--api-url", default=os.environ.get("PORTRAIT_API_URL", "http://127.0.0.1:8000"),
+                   help="API base URL (env PORTRAIT_API_URL).")
+    p.add_argument("--api-key", default=os.environ.get("PORTRAIT_API_KEY"), help="API key (env PORTRAIT_API_KEY).")
+    p.add_argument("-q", "--quiet", action="store_true", help="No progress bars.")
+    p.set_defaults(func=_cmd_submit)
     return parser
 
 
