@@ -30,7 +30,7 @@ from restoration.errors import WeightsMissing
 #: The one class set every backend maps onto; the generator's mask channels follow this order.
 PART_CLASSES: list[str] = [
     "background",   # 0
-    "skin",         # 1  face skin incl. forehead (landmarks: face oval minus the parts)
+    "skin",         # 1  face skin incl. forehead (landmarks: face oval, to mid-forehead, minus parts)
     "brows",        # 2  both eyebrows
     "eyes",         # 3  the visible eye opening (sclera + iris for the CelebA parsers)
     "irises",       # 4  landmarks only: iris disc clipped by the eyelids
@@ -317,6 +317,8 @@ class LandmarkParser:
         unusual ones: clean faces score 10-25) also get the two zoomed views and the per-point median.
         """
         faces = _check_faces(faces)
+        if not len(faces):
+            return Mesh(np.zeros((0, 478, 3), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32))
         size = self.MODEL_IN
         small = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in faces])
         lm, presence = self._run_views(small, self.views[:1])
