@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -174,3 +175,20 @@ def test_invalid_batches_create_nothing(api: Api, stack: Stack, small_faces: lis
         assert host in r.json()["error"]["message"]
     assert api.http.get("/v1/batches").json()["data"] == []
     assert api.http.get("/v1/jobs").json()["data"] == []
+
+
+def test_a_batch_whose_messages_were_lost_still_completes(api: Api, small_faces: list[bytes]) -> None:
+    """Committed to Postgres, never sent to Redis (the API died right after the commit): the sweeper sends."""
+    from db import batches as batches_db
+    from db.session import session_scope
+
+    prefix = client_prefix(api.client.id)
+    items = []
+    for i in range(2):
+        get_storage().put(f"{prefix}lost/{i}.jpg", small_faces[30 + i])
+        items.append(batches_db.NewItem(uuid.uuid4(), f"{prefix}lost/{i}.jpg", "object"))
+    with session_scope() as s:
+        batch = batches_db.create(s, client_id=api.client.id, items=items, options={"upscale": 1},
+                                  webhook_url=None, webhook_events_filter=[])
+    done = wait_batch(api, str(batch.id), timeout=120)
+    assert done["counts"]["succeeded"] == 2
