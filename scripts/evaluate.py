@@ -114,7 +114,8 @@ def main() -> None:
 
     lines = [f"Validation split: {len(entries)} faces of {len({e.person for e in entries})} people never "
              f"trained on; wild: {args.wild.name}. Model: `{args.model}`. Masks: {args.masks}.", "",
-             "| preset / method | PSNR ↑ | SSIM ↑ | identity cos ↑ | NIQE ↓ |", "|---|---|---|---|---|"]
+             "| preset / method | PSNR ↑ | SSIM ↑ | identity cos ↑ | NIQE ↓ |", "|---|---|---|---|---|",
+             _row("ground truth (reference)", {"niqe": [niqe(a, args.weights_dir) for a in gt]})]
     for preset in PRESETS:
         lq = np.stack([degrade(f, preset, np.random.default_rng([args.seed, i])) for i, f in enumerate(gt)])
         outs = {}

@@ -36,7 +36,7 @@ RESUME=${RESUME:-}
 if [ -z "$RESUME" ] && [ -f .gpu/ckpt/state.json ]; then RESUME=.gpu/ckpt; fi
 if [ -n "$RESUME" ]; then args+=(--resume "$RESUME"); elif [ -n "${INIT:-}" ]; then args+=(--init "$INIT"); fi
 
-nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader || true
+nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi: CPU run"
 left=$(( BUDGET_S - ($(date +%s) - start) ))
 minutes=$(awk -v s="$left" 'BEGIN { printf "%.2f", s / 60 }')
 echo "chunk: ${args[*]} --max-minutes $minutes (gpus $GPUS)"

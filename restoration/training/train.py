@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader
 from restoration.degrade import Option, Preset, Step
 from restoration.errors import WeightsMissing
 from restoration.generator import Generator, GeneratorConfig, save_generator
+from restoration.metrics import default_weights_dir
 from restoration.training import losses as L
 from restoration.training.data import (
     Augment,
@@ -61,7 +62,6 @@ from restoration.training.discriminator import Discriminator, DiscriminatorConfi
 T_START = time.monotonic()
 CKPT_FORMAT = "restoration.training/1"
 SHARD_BYTES = 15 * 2**20
-ROOT = Path(__file__).resolve().parents[2]
 
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -306,7 +306,7 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
         device = torch.device("cpu")
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)
-    weights_dir = Path(weights_dir or os.environ.get("WEIGHTS_DIR", ROOT.parent / "shared" / "weights"))
+    weights_dir = Path(weights_dir or default_weights_dir())
     seed, d, lc, oc, tc = cfg["seed"], cfg["data"], cfg["loss"], cfg["optim"], cfg["train"]
     max_iters = max_iters or tc["max_iters"]
     out = Path(out)
