@@ -41,7 +41,8 @@ def facexlib_loop(restorer: Restorer, data: bytes, upscale: int) -> tuple[float,
     """GFPGAN-style restoration of one photo through FaceRestoreHelper; returns (ms, faces)."""
     from facexlib.utils import face_restoration_helper as frh
 
-    helper = getattr(facexlib_loop, "_helper", None)
+    helpers = facexlib_loop.__dict__.setdefault("helpers", {})
+    helper = helpers.get(str(restorer.device))  # one per device: a CPU helper must not time a CUDA run
     if helper is None:
         # use_parse=False never uses the parser, but the constructor loads (downloads) it: skip that
         frh.init_parsing_model = lambda **kwargs: None
@@ -50,7 +51,7 @@ def facexlib_loop(restorer: Restorer, data: bytes, upscale: int) -> tuple[float,
             save_ext="png", use_parse=False, device=restorer.device,
             model_rootpath=str(restorer.weights_dir / "facexlib"),
         )
-        facexlib_loop._helper = helper  # type: ignore[attr-defined]
+        helpers[str(restorer.device)] = helper
     t0 = time.perf_counter()
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     helper.clean_all()

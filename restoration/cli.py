@@ -139,7 +139,7 @@ def run_restore(args: argparse.Namespace) -> int:
         return 2
     try:
         restorer = _build_restorer(args, args.batch)
-    except RestorationError as e:
+    except (RestorationError, ValueError) as e:  # missing weights, unusable --device
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(_model_line(restorer), file=sys.stderr)
@@ -227,7 +227,7 @@ def run_demo(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         restorer = _build_restorer(args)
-    except RestorationError as e:
+    except (RestorationError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     load_s = time.perf_counter() - t0

@@ -37,10 +37,21 @@ STAGES = ("decode", "detect", "align", "parse", "generate", "identity", "paste",
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` = the first CUDA device when there is one, else the CPU."""
+    """``auto`` = the first CUDA device when there is one, else the CPU; a device that is absent is refused
+    with a ValueError saying so (rather than a driver traceback from deep inside model loading)."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from e
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {device!r} asked for, but CUDA is not available here; use cpu or auto")
+        if dev.index is not None and dev.index >= count:
+            raise ValueError(f"device {device!r} asked for, but only {count} CUDA device(s) are visible")
+    return dev
 
 
 def shipped_model() -> Path | None:

@@ -46,6 +46,14 @@ def test_restore_with_compare_and_report(tmp_path: Path, weights_dir: Path, face
     assert data["model_version"]
 
 
+@pytest.mark.parametrize("device", ["bogus", "cuda:99"])
+def test_unusable_device_is_a_clear_error(device: str, tmp_path: Path, capsys) -> None:
+    rc = main(["restore", "--weights-dir", str(WEIGHTS_DIR), "--device", device, str(ONE_FACE),
+               "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "error:" in err and device in err and "Traceback" not in err
+
+
 def _wild_files(all_files: bool) -> list[Path]:
     if all_files:
         return [p for d in SUBSET for p in sorted((WILD / d).iterdir()) if p.is_file()]

@@ -9,7 +9,7 @@ import zlib
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 from restoration_testutil import encode as to_bytes
 
 from restoration import image_io
@@ -51,6 +51,25 @@ def test_exif_orientation_is_applied() -> None:
     d = decode(to_bytes(stored, "JPEG", quality=95, exif=exif))
     assert d.rgb.shape == upright.shape
     assert d.rgb[5, 5, 0] > 200 and d.rgb[5, 5, 1] < 60
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_sixteen_bit_orientation_matches_pil(orientation: int) -> None:
+    """16-bit files are decoded by OpenCV and oriented by hand: every EXIF value must match PIL's."""
+    arr = _noise(24, 40)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(to_bytes(arr, exif=exif)))))
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(arr.astype(np.uint16) * 257, cv2.COLOR_RGB2BGR))
+    assert ok
+    d = decode(_with_exif_chunk(buf.tobytes(), exif.tobytes()))
+    assert d.bit_depth == 16 and np.array_equal(d.rgb, expected)
+
+
+def _with_exif_chunk(png: bytes, exif: bytes) -> bytes:
+    """Insert an eXIf chunk right after IHDR (OpenCV writes none)."""
+    chunk = struct.pack(">I", len(exif)) + b"eXIf" + exif + struct.pack(">I", zlib.crc32(b"eXIf" + exif))
+    return png[:33] + chunk + png[33:]
 
 
 def test_rgba_keeps_alpha_and_auto_is_png() -> None:
