@@ -78,12 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # pragma: no cover - restoration CLI not present
         rcli = None
     if rcli is not None:
+        from restoration.image_io import ImageLimits
+
+        limits = ImageLimits(max_pixels=settings.max_image_pixels, max_side=settings.max_image_side,
+                             min_side=settings.min_image_side)
         p = sub.add_parser("restore", help="Restore photos on this machine (no services needed).")
         rcli.add_restore_arguments(p, weights_dir=settings.weights_dir, model_path=settings.model_path)
-        p.set_defaults(func=_cmd_restore)
+        p.set_defaults(func=_cmd_restore, limits=limits)
         p = sub.add_parser("demo", help="Degrade and restore scikit-image's astronaut; write before/after.")
         rcli.add_demo_arguments(p, weights_dir=settings.weights_dir, model_path=settings.model_path)
-        p.set_defaults(func=_cmd_demo)
+        p.set_defaults(func=_cmd_demo, limits=limits)
 
     p = sub.add_parser("migrate", help="Apply database migrations (alembic upgrade head).")
     p.set_defaults(func=_cmd_migrate)

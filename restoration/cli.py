@@ -106,7 +106,7 @@ def _build_restorer(args: argparse.Namespace, max_batch: int = 8) -> Any:
     from restoration.pipeline import Restorer
 
     return Restorer(args.weights_dir, device=args.device, model_path=args.model, max_batch=max_batch,
-                    parser_backend=args.parser, background=args.background)
+                    parser_backend=args.parser, background=args.background, limits=getattr(args, "limits", None))
 
 
 def _model_line(restorer: Any) -> str:
