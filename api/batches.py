@@ -115,9 +115,10 @@ def get_batch(
         (after,) = decode_cursor(cursor, 1)
         q = q.where(Job.batch_index > int(after))
     with session_scope() as s:
-        rows = list(s.scalars(q.order_by(Job.batch_index).limit(limit + 1)))
-        counts = batches_db.status_counts(s, batch.id)
+        # The batch row before the counts: once it says completed, the counts read after it are final.
         batch = s.get(Batch, batch.id)
+        counts = batches_db.status_counts(s, batch.id)
+        rows = list(s.scalars(q.order_by(Job.batch_index).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
     storage = get_storage()

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     url_allowlist: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Hosts or CIDRs (e.g. '127.0.0.1/32', 'images.internal') that input and webhook URLs may reach "
-                    "even though they are private/loopback/link-local. Comma-separated or a JSON list. Tests only.",
+                    "although they are not public addresses (tests, named internal sources). Comma-separated or JSON.",
     )
     url_max_redirects: int = Field(5, description="Redirects followed when fetching an input URL (each re-checked).")
     wait_max_s: float = Field(60.0, description="Longest hold of 'Prefer: wait=N' on POST /v1/jobs, seconds.")

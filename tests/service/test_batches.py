@@ -62,10 +62,12 @@ def test_200_photo_batch_completes_once_and_single_jobs_go_first(
     assert batch["total"] == 200 and len(batch["job_ids"]) == 200
     assert batch["counts"]["queued"] == 200 and batch["progress"] == 0.0
 
-    # A single photo submitted after the whole batch is queued still finishes long before it.
-    single = api.submit(portrait_jpeg, options='{"upscale": 1}').json()
-    single = api.wait(single["id"], timeout=120)
-    assert single["status"] == "succeeded"
+    # Single photos submitted after the whole batch is queued finish long before it, and back to
+    # back: the interactive queue has strict priority (round-robin would slip batch items between).
+    singles = [api.submit(portrait_jpeg, options='{"upscale": 1}').json()["id"] for _ in range(3)]
+    singles = [api.wait(jid, timeout=120) for jid in singles]
+    assert all(j["status"] == "succeeded" for j in singles)
+    single = max(singles, key=lambda j: j["finished_at"])
     during = api.http.get(f"/v1/batches/{batch['id']}").json()
     assert during["status"] == "processing" and during["counts"]["queued"] > 100, during["counts"]
 
@@ -74,15 +76,19 @@ def test_200_photo_batch_completes_once_and_single_jobs_go_first(
     assert done["progress"] == 1.0 and done["completed_at"] > single["finished_at"]
 
     # Its jobs page through in item order, each exactly once.
-    seen, cursor = [], None
+    seen, all_jobs, cursor = [], [], None
     while True:
         page = api.http.get(f"/v1/batches/{batch['id']}", params={"limit": 64} | ({"cursor": cursor} if cursor else {}))
         jobs = page.json()["jobs"]
         seen += [j["id"] for j in jobs["data"]]
+        all_jobs += jobs["data"]
         if not jobs["has_more"]:
             break
         cursor = jobs["next_cursor"]
     assert seen == batch["job_ids"]
+    first_single = min(j["started_at"] for j in singles)
+    started_between = [j for j in all_jobs if first_single < j["started_at"] < single["started_at"]]
+    assert started_between == [], "no batch item ran between the single jobs"
     last = api.http.get(f"/v1/jobs/{seen[-1]}").json()
     assert last["batch_id"] == batch["id"] and last["input"]["source"] == "url"
     with Image.open(io.BytesIO(httpx.get(last["output"]["url"], timeout=30).content)) as im:
