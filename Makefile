@@ -10,7 +10,7 @@ export WEIGHTS_DIR ?= $(SHARED)/weights
 export FACES_DIR ?= $(SHARED)/faces
 STAMP := $(VENV)/.installed
 
-.PHONY: install services test lint demo dev api worker flower beat migrate bench clean
+.PHONY: install services test lint demo dev api worker worker-cpu flower beat migrate bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -40,8 +40,13 @@ migrate: install services
 api: install
 	$(BIN)/uvicorn api.app:app --host 127.0.0.1 --port 8000
 
+# GPU worker: interactive queue first (strict priority over batch items), one child per GPU.
 worker: install
-	$(BIN)/celery -A worker.celery_app worker -P prefork -c 1 -Q gpu,webhooks,maintenance -E -l info
+	$(BIN)/celery -A worker.celery_app worker -P prefork -c 1 -Q gpu,gpu-bulk -E -l info
+
+# CPU worker: webhooks, sweeper and retention; never loads the model.
+worker-cpu: install
+	$(BIN)/celery -A worker.celery_app worker -P threads -c 8 -Q webhooks,maintenance -E -l info
 
 beat: install
 	$(BIN)/celery -A worker.celery_app beat -l info

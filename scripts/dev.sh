@@ -17,7 +17,7 @@ if [ -z "${S3_ENDPOINT_URL:-}" ]; then
 JSON
   mkdir -p "$RUN/weed"
   $BIN/weed server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$RUN/weed" -s3 -s3.port=8333 \
-    -s3.config="$RUN/s3.json" -master.volumeSizeLimitMB=256 >"$RUN/seaweedfs.log" 2>&1 &
+    -s3.config="$RUN/s3.json" -master.volumeSizeLimitMB=256 -s3.port.iceberg=0 -s3.port.lance=0 >"$RUN/seaweedfs.log" 2>&1 &
   pids+=($!)
   echo "SeaweedFS S3 on :8333 (log $RUN/seaweedfs.log)"
 fi
@@ -27,7 +27,7 @@ psql -h 127.0.0.1 -U postgres -tc "select 1 from pg_database where datname='port
 $BIN/portrait migrate
 
 $BIN/uvicorn api.app:app --host 127.0.0.1 --port 8000 >"$RUN/api.log" 2>&1 & pids+=($!)
-$BIN/celery -A worker.celery_app worker -P prefork -c 1 -Q gpu -n gpu@%h -E -l info >"$RUN/gpu.log" 2>&1 & pids+=($!)
+$BIN/celery -A worker.celery_app worker -P prefork -c 1 -Q gpu,gpu-bulk -n gpu@%h -E -l info >"$RUN/gpu.log" 2>&1 & pids+=($!)
 $BIN/celery -A worker.celery_app worker -P threads -c 4 -Q webhooks,maintenance -n cpu@%h -E -l info \
   >"$RUN/cpu.log" 2>&1 & pids+=($!)
 $BIN/celery -A worker.celery_app beat -l info -s "$RUN/beat-schedule" >"$RUN/beat.log" 2>&1 & pids+=($!)

@@ -32,7 +32,7 @@ def _check_command(argv: list[str]) -> None:
         assert sub in {"worker", "beat", "flower"}, sub
         if "-Q" in argv:
             defaults = Settings()
-            known = {defaults.gpu_queue, defaults.webhook_queue, defaults.maintenance_queue}
+            known = {getattr(defaults, f) for f in type(defaults).model_fields if f.endswith("_queue")}
             known |= {r["queue"] for r in app.conf.task_routes.values()}
             assert set(argv[argv.index("-Q") + 1].split(",")) <= known
     elif prog == "portrait":
