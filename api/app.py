@@ -203,11 +203,25 @@ async def create_job(request: Request, response: Response, client: ClientDep) ->
     ``Prefer: wait=N`` holds the reply up to N seconds (at most WAIT_MAX_S) for the job to finish:
     200 with the finished job, or 202 with its current state when time ran out.
     """
-    settings = get_settings()
-    storage = get_storage()
     body, data = await _parse_submit(request, client)
     webhook = (await run_in_threadpool(url_checker(), str(body.webhook_url), "webhook_url")
                if body.webhook_url else None)
+    # S3, Postgres and Redis clients are blocking: run them off the event loop so submits overlap.
+    job_id = await run_in_threadpool(_store_and_enqueue, client, body, data, webhook)
+    wait = _prefer_wait(request)
+    if wait is not None:
+        await _wait_terminal(job_id, wait)
+        response.headers["Preference-Applied"] = f"wait={wait:g}"
+    job = await run_in_threadpool(_load_job_object, job_id)
+    if job.status in TERMINAL_STATUSES:
+        response.status_code = 200
+    return job
+
+
+def _store_and_enqueue(client: Client, body: JobCreate, data: bytes | None, webhook: str | None) -> uuid.UUID:
+    """Store the input, commit the job row (queued), then send its message: write before enqueue."""
+    settings = get_settings()
+    storage = get_storage()
     job_id = uuid.uuid4()
     if data is not None:
         check_image_header(data, settings)
@@ -226,24 +240,21 @@ async def create_job(request: Request, response: Response, client: ClientDep) ->
         key, source, url = input_key(client.id, job_id), "url", str(body.input.url)
     with session_scope() as s:
         reserve_in_flight(s, client, 1)
-        job = jobs_db.create(s, client_id=client.id, job_id=job_id, input_key=key, input_source=source,
-                             input_url=url, options=body.options.model_dump(mode="json"), webhook_url=webhook,
-                             webhook_events_filter=list(body.webhook_events_filter))
+        jobs_db.create(s, client_id=client.id, job_id=job_id, input_key=key, input_source=source,
+                       input_url=url, options=body.options.model_dump(mode="json"), webhook_url=webhook,
+                       webhook_events_filter=list(body.webhook_events_filter))
     try:
         queue.enqueue_restore(job_id)
         with session_scope() as s:
             jobs_db.mark_enqueued(s, job_id)
     except Exception:  # noqa: BLE001 - the sweeper re-sends queued jobs whose message never left
         log.exception("enqueue failed for job %s; the sweeper will retry", job_id)
-    wait = _prefer_wait(request)
-    if wait is not None:
-        await _wait_terminal(job_id, wait)
-        response.headers["Preference-Applied"] = f"wait={wait:g}"
+    return job_id
+
+
+def _load_job_object(job_id: uuid.UUID) -> JobObject:
     with session_scope() as s:
-        job = s.get(Job, job_id)
-        if job.status in TERMINAL_STATUSES:
-            response.status_code = 200
-        return job_object(job, storage)
+        return job_object(s.get(Job, job_id), get_storage())
 
 
 def _own_job(job_id: uuid.UUID, client: Client) -> Job:
