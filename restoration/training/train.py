@@ -343,9 +343,12 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
     per_rank = d["batch_size"] // world
     sampler = StepSampler(len(ds), per_rank, seed, it, rank, world)
     workers = d["workers"]
+    # spawn, not fork: a worker forked after the parent ran OpenCV / onnxruntime / OpenMP thread pools
+    # (validation does) can hang forever on a lock inherited from a thread that does not exist in it
     loader = DataLoader(ds, batch_sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda",
                         worker_init_fn=worker_init, persistent_workers=workers > 0,
-                        prefetch_factor=4 if workers else None)
+                        prefetch_factor=4 if workers else None,
+                        multiprocessing_context="spawn" if workers else None)
 
     id_loss = None
     if lc["identity"] or lc["id_feat"]:
