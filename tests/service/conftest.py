@@ -16,7 +16,7 @@ PORTRAIT = FACES_DIR / "hq" / "london_neutral"
 SOLVAY = FACES_DIR / "wild" / "whole" / "gpen_Solvay_conference_1927.png"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # torn down (env restored, workers stopped) before other test folders run
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with running_stack(tmp_path_factory.mktemp("stack")) as s:
         yield s
