@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from restoration.alignment import FFHQ_TEMPLATE_512
 from restoration.errors import WeightsMissing
-from restoration.parsing import FFHQ_TEMPLATE_512
 
 #: The standard ArcFace (InsightFace) 112x112 5-point template: eyes, nose tip, mouth corners.
 ARCFACE_TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],

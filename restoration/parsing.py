@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 import torch
 
+from restoration.alignment import FACE_SIZE, FFHQ_TEMPLATE_512
 from restoration.errors import WeightsMissing
 
 #: The one class set every backend maps onto; the generator's mask channels follow this order.
@@ -51,8 +52,6 @@ _C = {name: i for i, name in enumerate(PART_CLASSES)}
 LANDMARK_ABSENT: frozenset[str] = frozenset({"hair", "ears", "neck", "eyeglasses", "accessories", "cloth"})
 #: Classes the CelebAMask-HQ parsers can never produce.
 CELEBA_ABSENT: frozenset[str] = frozenset({"irises"})
-
-FACE_SIZE = 512
 
 # facexlib BiSeNet (zllrunning/face-parsing.PyTorch label order).
 BISENET_LABELS: list[str] = [
@@ -164,9 +163,6 @@ _NOSE_HULL = [168, 193, 417, 6, 197, 195, 5, 4, 1, 19, 94, 2, 98, 97, 326, 327, 
 _IRIS_R = (468, [469, 470, 471, 472])  # centre, ring
 _IRIS_L = (473, [474, 475, 476, 477])
 
-#: facexlib's FFHQ 5-point template at 512 (eye, eye, nose, mouth corner, mouth corner).
-FFHQ_TEMPLATE_512 = np.array([[192.98138, 239.94708], [318.90277, 240.1936], [256.63416, 314.01935],
-                              [201.26117, 371.41043], [313.08905, 371.15118]], dtype=np.float32)
 # mesh points comparable with the template: eye centres (iris centres), nose tip, mouth corners
 _TEMPLATE_MESH_IDX = [468, 473, 1, 61, 291]
 

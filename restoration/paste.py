@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-FACE_SIZE = 512
+from restoration.alignment import FACE_SIZE
+
 #: part classes that are NOT replaced by the restored face (hair and clothes stay the photo's own)
 NON_FACE_PARTS = frozenset({"background", "hair", "neck", "cloth", "accessories", "hat"})
 _BORDER = 8  # crop pixels near the edge are never pasted: they may be reflected padding
