@@ -16,7 +16,6 @@ import logging
 import re
 import time
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 import redis
@@ -24,7 +23,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy import and_, or_, select, text
+from sqlalchemy import select, text
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -34,7 +33,7 @@ from api.auth import owned_or_404
 from api.idempotency import IdempotencyMiddleware
 from api.image_check import check_image_header
 from api.inputs import check_own_key, url_checker
-from api.pagination import decode_cursor, encode_cursor
+from api.pagination import newest_first, newest_first_page
 from api.ratelimit import ClientDep, reserve_in_flight
 from api.schemas import ErrorResponse, JobCreate, JobList, JobObject, job_object
 from db import jobs as jobs_db
@@ -277,21 +276,11 @@ def list_jobs(
     q = select(Job).where(Job.client_id == client.id)
     if status is not None:
         q = q.where(Job.status == status)
-    if cursor:
-        created, jid = decode_cursor(cursor, 2)
-        try:
-            created, jid = datetime.fromisoformat(created), uuid.UUID(jid)
-        except (ValueError, TypeError) as e:
-            raise ApiError("invalid_request", "malformed cursor") from e
-        q = q.where(or_(Job.created_at < created, and_(Job.created_at == created, Job.id < jid)))
-    q = q.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
     with session_scope() as s:
-        rows = list(s.scalars(q))
-    more = len(rows) > limit
-    rows = rows[:limit]
+        rows = list(s.scalars(newest_first(q, Job, cursor, limit)))
+    rows, more, next_cursor = newest_first_page(rows, limit)
     storage = get_storage()
-    return JobList(data=[job_object(j, storage) for j in rows], has_more=more,
-                   next_cursor=encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id) if more and rows else None)
+    return JobList(data=[job_object(j, storage) for j in rows], has_more=more, next_cursor=next_cursor)
 
 
 @app.post("/v1/jobs/{job_id}/cancel", response_model=JobObject, tags=["jobs"])

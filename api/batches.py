@@ -17,11 +17,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 
 from api.auth import owned_or_404
 from api.inputs import check_own_key, url_checker
-from api.pagination import decode_cursor, encode_cursor
+from api.pagination import decode_cursor, encode_cursor, newest_first, newest_first_page
 from api.ratelimit import ClientDep, reserve_in_flight
 from api.schemas import (
     BatchCreate,
@@ -134,14 +134,8 @@ def list_batches(
     cursor: str | None = None,
 ) -> BatchList:
     """This client's batches, newest first."""
-    q = select(Batch).where(Batch.client_id == client.id)
-    if cursor:
-        created, bid = decode_cursor(cursor, 2)
-        q = q.where(or_(Batch.created_at < created, and_(Batch.created_at == created, Batch.id < uuid.UUID(bid))))
+    q = newest_first(select(Batch).where(Batch.client_id == client.id), Batch, cursor, limit)
     with session_scope() as s:
-        rows = list(s.scalars(q.order_by(Batch.created_at.desc(), Batch.id.desc()).limit(limit + 1)))
-        more = len(rows) > limit
-        rows = rows[:limit]
+        rows, more, next_cursor = newest_first_page(list(s.scalars(q)), limit)
         data = [batch_object(b, batches_db.status_counts(s, b.id)) for b in rows]
-    return BatchList(data=data, has_more=more,
-                     next_cursor=encode_cursor(rows[-1].created_at.isoformat(), rows[-1].id) if more else None)
+    return BatchList(data=data, has_more=more, next_cursor=next_cursor)

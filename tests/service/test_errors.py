@@ -89,3 +89,12 @@ def test_cancel_a_queued_job(api: Api, stack: Stack, portrait_jpeg: bytes, solva
     assert api.wait(busy["id"])["status"] == "succeeded"
     final = api.http.get(f"/v1/jobs/{job['id']}").json()
     assert final["status"] == "canceled" and final["output"] is None and final["attempts"] == 0
+
+
+def test_malformed_cursor_is_400_on_every_list(api: Api) -> None:
+    from api.pagination import encode_cursor
+
+    for cursor in ("%%%", encode_cursor("not-a-date", "not-a-uuid"), encode_cursor(1)):
+        for path in ("/v1/jobs", "/v1/batches"):
+            r = api.http.get(path, params={"cursor": cursor})
+            assert (r.status_code, r.json()["error"]["code"]) == (400, "invalid_request"), (path, cursor)
