@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from restoration.degrade import degrade
-from restoration.metrics import IdentityScorer, niqe, psnr, ssim
+from restoration.metrics import IdentityScorer, default_weights_dir, niqe, psnr, ssim
 from restoration.training.data import one_hot_np, read_labels, read_pack, read_rgb, to_tensor, to_uint8
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,12 +84,11 @@ def _row(name: str, vals: dict[str, list[float]]) -> str:
 
 def main() -> None:
     faces_dir = Path(os.environ.get("FACES_DIR", ROOT.parent / "shared" / "faces"))
-    weights_dir = Path(os.environ.get("WEIGHTS_DIR", ROOT.parent / "shared" / "weights"))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="none", help="g_ema.safetensors, a training checkpoint folder, or none")
     ap.add_argument("--pack", type=Path, default=ROOT / "data" / "pack")
     ap.add_argument("--wild", type=Path, default=faces_dir / "wild" / "cropped")
-    ap.add_argument("--weights-dir", type=Path, default=weights_dir)
+    ap.add_argument("--weights-dir", type=Path, default=default_weights_dir())
     ap.add_argument("--masks", choices=("clean", "none"), default="clean",
                     help="give the model the pack's clean-face masks, or no mask")
     ap.add_argument("--limit", type=int, default=0, help="at most this many validation faces (0 = all)")
