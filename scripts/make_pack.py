@@ -49,13 +49,6 @@ def split_of(person: str, val_percent: int = VAL_PERCENT) -> str:
     return "val" if h % 100 < val_percent else "train"
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"cannot read {path}")
-    return np.ascontiguousarray(bgr[..., ::-1])
-
-
 def _align(rgb: np.ndarray, detector: object) -> tuple[np.ndarray, float] | None:
     """Largest face aligned to the FFHQ 512 template, and its size in source pixels (512 / scale)."""
     from restoration.alignment import align_faces
@@ -91,6 +84,7 @@ def main() -> None:
         return
 
     from restoration.detection import FaceDetector
+    from restoration.training.data import read_rgb
 
     min_px = args.min_face_px or args.size // 2
     # RetinaFace mobile0.25's anchors stop at ~512 px: the studio portraits' 800-1300 px faces get wrong
@@ -102,7 +96,7 @@ def main() -> None:
         for path in sorted((args.faces_dir / source).glob("*")):
             if path.suffix.lower() not in (".jpg", ".jpeg", ".png"):
                 continue
-            got = _align(_read_rgb(path), detector)
+            got = _align(read_rgb(path), detector)
             if got is None or got[1] < min_px:
                 skipped.append(f"{source}/{path.name} ({'no face' if got is None else f'{got[1]:.0f} px'})")
                 continue
