@@ -43,7 +43,6 @@ from portrait import queue
 from portrait.errors import ApiError
 from portrait.settings import get_settings
 from portrait.storage import get_storage, input_key
-from restoration.options import RestoreOptions
 
 log = logging.getLogger("portrait.api")
 
@@ -294,7 +293,3 @@ def cancel_job(job_id: uuid.UUID, client: ClientDep) -> JobObject:
             raise ApiError("job_not_cancelable", f"job {job_id} is already {current.status.value}")
     queue.notify_finished(job)
     return job_object(job, get_storage())
-
-
-# Validate options eagerly at import so a bad default fails loudly at start-up, not per request.
-RestoreOptions()

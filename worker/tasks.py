@@ -37,13 +37,13 @@ TRANSIENT = (OperationalError, BotoCoreError, ConnectionError)
 
 
 class _Heartbeat(threading.Thread):
-    """Renews the lease every HEARTBEAT_S; notices when the job was canceled or taken over."""
+    """Renews the lease every HEARTBEAT_S; stops once the job was canceled or taken over (the final
+    compare-and-set then fails, so the outcome of this attempt is dropped)."""
 
     def __init__(self, job_id: uuid.UUID, attempt: int) -> None:
         super().__init__(daemon=True, name=f"heartbeat-{job_id}")
         self.job_id, self.attempt = job_id, attempt
         self.stop = threading.Event()
-        self.lost = False
 
     def run(self) -> None:
         s = get_settings()
@@ -51,7 +51,6 @@ class _Heartbeat(threading.Thread):
             try:
                 with session_scope() as db:
                     if not jobs_db.heartbeat(db, self.job_id, self.attempt, s.lease_s):
-                        self.lost = True
                         return
             except Exception:  # noqa: BLE001 - a missed beat is not fatal; the lease has slack
                 log.warning("heartbeat failed for %s", self.job_id, exc_info=True)
@@ -64,10 +63,6 @@ def _read_input(job: Job) -> bytes:
         storage.put(job.input_key, data)
         return data
     return storage.get(job.input_key)
-
-
-def _notify(job: Job | None) -> None:
-    queue.notify_finished(job)
 
 
 def _notify_start(job: Job) -> None:
@@ -83,7 +78,7 @@ def _fail(job_id: uuid.UUID, attempt: int, worker: str, code: str, message: str)
     with session_scope() as s:
         job = jobs_db.fail(s, job_id, code, message, attempt=attempt, worker=worker)
     log.info("job %s failed: %s: %s", job_id, code, message)
-    _notify(job)
+    queue.notify_finished(job)
 
 
 @app.task(name=queue.RESTORE_TASK, bind=True)
@@ -98,7 +93,7 @@ def restore(self: Any, job_id: str) -> str:
             job = jobs_db.fail(s, jid, "attempts_exhausted",
                                f"gave up after {claim.job.attempts} attempts", worker=worker)
     if claim.outcome == "exhausted":
-        _notify(job)
+        queue.notify_finished(job)
     if claim.outcome != "claimed":
         # terminal: a redelivered message for a finished job; leased: another live worker has it
         # (the sweeper hands it over if that worker dies); missing: deleted.
@@ -135,7 +130,7 @@ def restore(self: Any, job_id: str) -> str:
             log.info("job %s finished but is no longer ours (%s)", job_id,
                      current.status.value if current else "gone")
             return "lost"
-        _notify(done)
+        queue.notify_finished(done)
         return "succeeded"
     except RestorationError as e:
         _fail(jid, attempt, worker, e.code, e.message)
