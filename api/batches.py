@@ -8,6 +8,9 @@ here (1,000 round trips); a missing one fails its job with ``input_missing``.
 
 Batch items go to GPU_BULK_QUEUE, which GPU workers serve only when the interactive queue is empty
 (portrait/queue.py), so a big batch never holds up single photos.
+
+``POST /v1/batches/{id}/cancel`` cancels the items that have not started; their messages, if any,
+stay in Redis and are dropped by the worker's claim (a canceled job cannot be claimed).
 """
 
 from __future__ import annotations
@@ -28,11 +31,13 @@ from api.schemas import (
     BatchCreated,
     BatchDetail,
     BatchList,
+    BatchObject,
     JobList,
     batch_object,
     job_object,
 )
 from db import batches as batches_db
+from db import jobs as jobs_db
 from db.models import Batch, Client, Job, Upload
 from db.session import session_scope
 from portrait import queue
@@ -99,6 +104,24 @@ def create_batch(body: BatchCreate, client: ClientDep, background: BackgroundTas
         counts = batches_db.status_counts(s, batch.id)
     background.add_task(_send_all, [it.job_id for it in items])
     return BatchCreated(**batch_object(batch, counts).model_dump(), job_ids=[it.job_id for it in items])
+
+
+@router.post("/v1/batches/{batch_id}/cancel", response_model=BatchObject)
+def cancel_batch(batch_id: uuid.UUID, client: ClientDep) -> BatchObject:
+    """Cancel every item that has not started; running and finished items are left to finish.
+
+    Idempotent: a second call (or one on a completed batch) cancels nothing and returns the batch.
+    Canceled items count as terminal, so the batch completes (and ``batch.completed`` fires, once)
+    as soon as its running items finish, or at once if none is running.
+    """
+    owned_or_404(Batch, batch_id, client, "batch")
+    with session_scope() as s:
+        canceled = jobs_db.cancel_batch(s, batch_id)
+    for job in canceled:
+        queue.notify_finished(job)
+    with session_scope() as s:
+        batch = s.get(Batch, batch_id)  # before the counts, as in get_batch
+        return batch_object(batch, batches_db.status_counts(s, batch_id))
 
 
 @router.get("/v1/batches/{batch_id}", response_model=BatchDetail)

@@ -14,6 +14,7 @@ same transaction.
 
 A job of a batch that becomes terminal also bumps ``batches.terminal_count`` in that transaction; the
 transition that brings it to ``total`` is the one that completes the batch (``job.batch_completed``).
+``cancel_batch`` is the same compare-and-set applied to all of a batch's queued items at once.
 """
 
 from __future__ import annotations
@@ -62,14 +63,14 @@ def _cas(s: Session, job_id: uuid.UUID, to: JobStatus, condition: ColumnElement[
     return job
 
 
-def _count_terminal(s: Session, batch_id: uuid.UUID) -> bool:
-    """Count one more finished item; True for the one call that finishes the batch.
+def _count_terminal(s: Session, batch_id: uuid.UUID, n: int = 1) -> bool:
+    """Count ``n`` more finished items; True for the one call that finishes the batch.
 
     The UPDATE row-locks the batch until commit, so concurrent finishes serialise and exactly one
     of them sees ``terminal_count == total`` with ``completed_at`` still NULL.
     """
     row = s.execute(
-        update(Batch).where(Batch.id == batch_id).values(terminal_count=Batch.terminal_count + 1)
+        update(Batch).where(Batch.id == batch_id).values(terminal_count=Batch.terminal_count + n)
         .returning(Batch.terminal_count, Batch.total, Batch.webhook_url)
     ).first()
     if row is None or row.terminal_count < row.total:
@@ -197,6 +198,38 @@ def cancel(s: Session, job_id: uuid.UUID) -> Job | None:
     if job is not None:
         job.webhook_state = _webhook_state(job)
     return job
+
+
+def cancel_batch(s: Session, batch_id: uuid.UUID) -> list[Job]:
+    """queued → canceled for every item of the batch that has not started; returns those jobs.
+
+    Running and finished items are left alone. The queued rows are locked in id order first (two
+    concurrent cancels cannot deadlock) and Postgres re-checks ``status = queued`` after each lock
+    wait, so an item a worker claimed meanwhile keeps running. The items are counted terminal in the
+    same transaction; if that completes the batch, the returned job that did it has
+    ``batch_completed`` set, exactly as a single transition would.
+    """
+    ids = list(s.scalars(select(Job.id).where(Job.batch_id == batch_id, Job.status == JobStatus.queued)
+                         .order_by(Job.id).with_for_update()))
+    if not ids:
+        return []
+    rows = s.execute(
+        update(Job).where(Job.id.in_(ids), Job.status == JobStatus.queued)
+        .values(status=JobStatus.canceled, finished_at=func.now(), lease_expires_at=None)
+        .returning(Job.id, Job.attempts)
+    ).all()
+    for jid, attempt in rows:
+        _event(s, jid, JobStatus.queued.value, JobStatus.canceled.value, "batch canceled by client", attempt)
+    s.flush()
+    done = [jid for jid, _ in rows]
+    completed = bool(done) and _count_terminal(s, batch_id, len(done))
+    jobs = list(s.scalars(select(Job).where(Job.id.in_(done)).order_by(Job.batch_index)
+                          .execution_options(populate_existing=True)))
+    for job in jobs:
+        job.webhook_state = _webhook_state(job)
+    if completed:
+        jobs[-1].batch_completed = True
+    return jobs
 
 
 def stale_queued(s: Session, older_than_s: float, limit: int = 500, *,
