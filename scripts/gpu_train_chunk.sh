@@ -5,8 +5,9 @@
 # docs/TRAINING.md "Running a chunk" gives the exact device-tool call and what to carry.
 #
 # Environment (all optional):
-#   CONFIG   training config          (default restoration/training/configs/small512.yaml)
-#   RESUME   checkpoint to continue    (default .gpu/ckpt when it holds a state.json)
+#   CONFIG   training config          (default: the resumed checkpoint's own; small512.yaml for a new run)
+#   RESUME   checkpoint to continue    (default .gpu/ckpt when it holds a state.json, else the committed
+#            compact checkpoint training/resume, so a new GPU session goes on where the last one stopped)
 #   INIT     checkpoint to start from, weights only (stage 2; ignored when RESUME is set)
 #   PACK     data pack                 (default data/pack)
 #   BUDGET_S seconds for the whole command, setup included (default 560: ends before a 600 s limit)
@@ -15,7 +16,7 @@ set -euo pipefail
 start=$(date +%s)
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out/chunk}
-CONFIG=${CONFIG:-restoration/training/configs/small512.yaml}
+CONFIG=${CONFIG:-}
 PACK=${PACK:-data/pack}
 BUDGET_S=${BUDGET_S:-560}
 GPUS=${GPUS:-1}
@@ -31,10 +32,13 @@ fi
 if [ -f .gpu/weights/identity/mobilefacenet.pt ]; then export WEIGHTS_DIR=${WEIGHTS_DIR:-$PWD/.gpu/weights}; fi
 [ -f "$PACK/manifest.csv" ] || { echo "no pack at $PACK: carry data/pack (scripts/make_pack.py)"; exit 2; }
 
-args=(--config "$CONFIG" --out "$OUT" --pack "$PACK")
+args=(--out "$OUT" --pack "$PACK")
 RESUME=${RESUME:-}
 if [ -z "$RESUME" ] && [ -f .gpu/ckpt/state.json ]; then RESUME=.gpu/ckpt; fi
+if [ -z "$RESUME" ] && [ -z "${INIT:-}" ] && [ -f training/resume/state.json ]; then RESUME=training/resume; fi
 if [ -n "$RESUME" ]; then args+=(--resume "$RESUME"); elif [ -n "${INIT:-}" ]; then args+=(--init "$INIT"); fi
+if [ -z "$CONFIG" ] && [ -z "$RESUME" ]; then CONFIG=restoration/training/configs/small512.yaml; fi
+if [ -n "$CONFIG" ]; then args+=(--config "$CONFIG"); fi
 
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi: CPU run"
 left=$(( BUDGET_S - ($(date +%s) - start) ))

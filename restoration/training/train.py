@@ -2,6 +2,8 @@
 
     python -m restoration.training.train --config restoration/training/configs/tiny.yaml --out out/tiny \
         [--resume out/tiny/ckpt] [--init stage1/ckpt] [--max-minutes 9] [--max-iters N]
+    python -m restoration.training.train --export CKPT --out g.safetensors    # the shippable generator
+    python -m restoration.training.train --compact CKPT --out training/resume # what the next session resumes
 
 Why chunks: a GPU session gives ≤ 10 minutes per command and carries ≤ 64 MiB in and ≤ 16 MiB per file
 out, so a run is a chain of ≤ 9-minute chunks, each resuming from the previous checkpoint folder.
@@ -62,6 +64,7 @@ from restoration.training.discriminator import Discriminator, DiscriminatorConfi
 T_START = time.monotonic()
 CKPT_FORMAT = "restoration.training/1"
 SHARD_BYTES = 15 * 2**20
+COMPACT_FALLBACK = {"G": "G_ema"}  # model -> where a compact checkpoint keeps its weights
 
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -177,10 +180,14 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]
 
 def _restore(models: dict[str, torch.nn.Module], opts: dict[str, torch.optim.Optimizer] | None,
              state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> bool:
-    """Load weights (cast to each parameter's dtype); optimisers when present. True if they were."""
+    """Load weights (cast to each parameter's dtype); optimisers when present. True if they were.
+
+    A compact checkpoint (:func:`compact_checkpoint`) has no ``G``: the generator then starts from G-EMA.
+    """
     for name, m in models.items():
         ref = m.state_dict()
-        m.load_state_dict({k: tensors[f"{name}/{k}"].to(ref[k].dtype) for k in ref}, strict=True)
+        src = name if f"{name}/{next(iter(ref))}" in tensors else COMPACT_FALLBACK.get(name, name)
+        m.load_state_dict({k: tensors[f"{src}/{k}"].to(ref[k].dtype) for k in ref}, strict=True)
     if not opts or not all(n in state.get("opt_param_groups", {}) for n in opts):
         return False
     for name, opt in opts.items():
@@ -191,6 +198,25 @@ def _restore(models: dict[str, torch.nn.Module], opts: dict[str, torch.optim.Opt
                 st.setdefault(int(parts[1]), {})[parts[2]] = v.float()
         opt.load_state_dict({"state": st, "param_groups": state["opt_param_groups"][name]})
     return True
+
+
+def compact_checkpoint(src: Path, dst: Path) -> None:
+    """Write ``src``'s G-EMA and D (fp16) with its state and log to ``dst``: ~10 MiB for ``small512``.
+
+    Why: a GPU session's checkpoint folder is lost with the session's checkout, and the full one (36 MiB
+    with G and the Adam moments) is too big to commit. Committed as ``training/resume/``, the compact form
+    lets the next GPU session go on from the same iteration (G restarts from G-EMA, Adam from zero, which
+    its β2 = 0.99 refills within a few hundred steps) instead of from scratch.
+    """
+    state, tensors = load_checkpoint(Path(src))
+    cfg = state["config"]
+    g_ema = Generator(generator_config(cfg))
+    disc = Discriminator(DiscriminatorConfig(size=cfg["data"]["size"], **cfg["discriminator"]))
+    _restore({"G_ema": g_ema, "D": disc}, None, state, tensors)
+    keep = {k: state[k] for k in ("iteration", "config", "train_seconds", "kimg", "model_version") if k in state}
+    save_checkpoint(Path(dst), keep, {"G_ema": g_ema, "D": disc}, None, fp16=True)
+    if (Path(src) / "log.jsonl").is_file():
+        shutil.copy2(Path(src) / "log.jsonl", Path(dst) / "log.jsonl")
 
 
 def generator_from_checkpoint(path: Path, name: str = "G_ema") -> Generator:
@@ -494,6 +520,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True, help="run folder (with --export: the .safetensors)")
     ap.add_argument("--export", type=Path, metavar="CKPT",
                     help="only write CKPT's G-EMA to --out as a restoration.generator checkpoint")
+    ap.add_argument("--compact", type=Path, metavar="CKPT",
+                    help="only write CKPT's G-EMA + D (fp16, no optimiser) to the folder --out, to commit")
     ap.add_argument("--resume", type=Path, help="checkpoint folder to continue (iteration, optimisers, ...)")
     ap.add_argument("--init", type=Path, help="checkpoint folder to start from (weights only: stage 2)")
     ap.add_argument("--max-minutes", type=float, help="wall-clock budget from process start")
@@ -506,10 +534,18 @@ def main() -> None:
         version = f"{state['config']['model_version']}-it{state['iteration']}"
         save_generator(generator_from_checkpoint(args.export), args.out, version, fp16=True)
         return
-    if not args.config:
-        ap.error("--config is required")
+    if args.compact:
+        compact_checkpoint(args.compact, args.out)
+        return
     overrides = {"data": {"pack": args.pack}} if args.pack else None
-    cfg = load_config(args.config, overrides)
+    if args.config:
+        cfg = load_config(args.config, overrides)
+    elif args.resume:  # go on with the run's own configuration
+        cfg = load_config(None, json.loads((args.resume / "state.json").read_text())["config"])
+        if args.pack:
+            cfg["data"]["pack"] = args.pack
+    else:
+        ap.error("--config is required (or --resume, to go on with the checkpoint's own configuration)")
     r = train(cfg, args.out, args.resume, args.init, args.max_minutes, args.max_iters, args.weights_dir)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({"done": r}))

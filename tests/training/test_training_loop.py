@@ -83,6 +83,32 @@ def test_resume_is_exact(mini_pack: Path, tmp_path: Path) -> None:
     assert len(log) >= 2  # the carried log continues
 
 
+def test_compact_checkpoint_continues_across_sessions(mini_pack: Path, tmp_path: Path) -> None:
+    """The committed form (G-EMA + D, fp16, no optimiser) resumes at its iteration with G = G-EMA, and is
+    much smaller than the carried checkpoint."""
+    from restoration.training.train import compact_checkpoint
+
+    cfg = _cfg(mini_pack)
+    cfg["loss"].update(adv=0.1, adv_start=0)
+    cfg["checkpoint"]["fp16"] = True
+    train(cfg, tmp_path / "s1", max_iters=4)
+    compact_checkpoint(tmp_path / "s1" / "ckpt", tmp_path / "resume")
+    state, tensors = load_checkpoint(tmp_path / "resume")
+    assert state["iteration"] == 4 and not state["opt_param_groups"]
+    assert {k.split("/")[0] for k in tensors} == {"G_ema", "D"}
+    size = sum(f.stat().st_size for f in (tmp_path / "resume").glob("shard-*"))
+    full = sum(f.stat().st_size for f in (tmp_path / "s1" / "ckpt").glob("shard-*"))
+    assert size < 0.5 * full
+
+    r = train(cfg, tmp_path / "s2", resume=tmp_path / "resume", max_iters=5)
+    assert r["iter"] == 5  # one more step, not five from scratch
+    log = (tmp_path / "s2" / "ckpt" / "log.jsonl").read_text().splitlines()
+    assert len(log) > len((tmp_path / "s1" / "ckpt" / "log.jsonl").read_text().splitlines())
+    g = Generator(generator_config(cfg))
+    _restore({"G": g}, None, state, tensors)  # no G in the compact form: it comes from G-EMA
+    assert all(torch.equal(v.half(), tensors[f"G_ema/{k}"]) for k, v in g.state_dict().items())
+
+
 def test_fp16_checkpoint_is_sharded_and_loads(tmp_path: Path) -> None:
     """Every file must come back from a GPU session (≤ 16 MiB each): 4 × 4.5 MB fp16 weights + 2 × 18 MB
     bf16 Adam moments = 54 MB -> at least 4 shards of ≤ 15 MiB."""
