@@ -359,9 +359,9 @@ class Restorer:
                 j.timings["generate"] += per_gen
             if self.embedder is not None:
                 t4 = time.perf_counter()
-                a = self.embedder.embed_aligned(crops)
-                b = self.embedder.embed_aligned(np.stack(finals))
-                cos = np.sum(np.asarray(a) * np.asarray(b), axis=1)
+                # inputs and outputs in one call: one forward pass where the model takes a batch
+                emb = np.asarray(self.embedder.embed_aligned(np.concatenate([crops, np.stack(finals)])))
+                cos = np.sum(emb[:len(chunk)] * emb[len(chunk):], axis=1)
                 per_id = (time.perf_counter() - t4) * 1000 / len(chunk)
                 for k, (j, i) in enumerate(chunk):
                     j.identity[i] = _round(cos[k], 4)
