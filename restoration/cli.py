@@ -121,7 +121,6 @@ def run_restore(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from restoration.errors import RestorationError
-    from restoration.image_io import decode
     from restoration.options import RestoreOptions
 
     try:
@@ -158,7 +157,7 @@ def run_restore(args: argparse.Namespace) -> int:
             except OSError as e:
                 blobs.append(b"")
                 print(f"cannot read {files[i]}: {e}", file=sys.stderr)
-        results = restorer.restore_many(blobs, options, keep_crops=args.save_faces)
+        results = restorer.restore_many(blobs, options, keep_crops=args.save_faces, keep_input=args.compare)
         for i, res in zip(chunk, results, strict=True):
             entry: dict[str, Any] = {"input": str(files[i])}
             if isinstance(res, RestorationError):
@@ -169,9 +168,8 @@ def run_restore(args: argparse.Namespace) -> int:
                 out_path = out_dir / f"{stems[i]}{_EXT[res.format]}"
                 out_path.write_bytes(res.data)
                 entry.update(ok=True, output=str(out_path), **res.to_report())
-                if args.compare:
-                    before = decode(blobs[i], restorer.limits).rgb
-                    _write_rgb(out_dir / "compare" / f"{stems[i]}.png", side_by_side(before, res.image))
+                if args.compare and res.input_image is not None:
+                    _write_rgb(out_dir / "compare" / f"{stems[i]}.png", side_by_side(res.input_image, res.image))
                 if args.save_faces and res.input_crops is not None:
                     for k, (a, b) in enumerate(zip(res.input_crops, res.restored_crops or [], strict=True)):
                         _write_rgb(out_dir / "faces" / f"{stems[i]}_{k:02d}_input.png", a)

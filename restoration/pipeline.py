@@ -78,6 +78,9 @@ class RestoreResult:
     restored_crops: list[np.ndarray] | None = field(default=None, repr=False)
     #: where faces were pasted (H×W uint8, 255 = face), only with ``keep_crops``
     paste_mask: np.ndarray | None = field(default=None, repr=False)
+    #: the decoded input (RGB uint8, upright), only with ``keep_input``: callers that show it need not
+    #: decode the file a second time
+    input_image: np.ndarray | None = field(default=None, repr=False)
 
     def to_report(self) -> dict[str, Any]:
         return {
@@ -221,6 +224,7 @@ class Restorer:
         options: RestoreOptions,
         *,
         keep_crops: bool = False,
+        keep_input: bool = False,
     ) -> list[RestoreResult | RestorationError]:
         """Restore several photos, batching all their faces together; bad inputs come back as errors."""
         jobs: list[_Job | RestorationError] = []
@@ -231,7 +235,7 @@ class Restorer:
                 jobs.append(e)
         ready = [j for j in jobs if isinstance(j, _Job)]
         self._restore_faces(ready)
-        return [j if isinstance(j, RestorationError) else self._finish(j, keep_crops) for j in jobs]
+        return [j if isinstance(j, RestorationError) else self._finish(j, keep_crops, keep_input) for j in jobs]
 
     # --- stages -----------------------------------------------------------------------------
     def _decode(self, item: bytes | DecodedImage | np.ndarray) -> DecodedImage:
@@ -368,7 +372,7 @@ class Restorer:
                     j.face_timings[i]["identity"] = per_id
                     j.timings["identity"] += per_id
 
-    def _finish(self, job: _Job, keep_crops: bool) -> RestoreResult:
+    def _finish(self, job: _Job, keep_crops: bool, keep_input: bool) -> RestoreResult:
         d, opts, clock = job.decoded, job.options, _Clock(job.timings)
         out_w, out_h = d.width * job.scale, d.height * job.scale
         if opts.aligned:
@@ -409,6 +413,7 @@ class Restorer:
             data=data, format=fmt, width=out_w, height=out_h, faces=faces,
             timings={k: _round(v) for k, v in job.timings.items()}, model_version=self.model_version,
             upscale=job.scale, image=out, input_crops=crops_in, restored_crops=crops_out, paste_mask=where,
+            input_image=d.rgb if keep_input else None,
         )
 
     @staticmethod

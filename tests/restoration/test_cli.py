@@ -7,6 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from restoration_testutil import FACES_DIR, ONE_FACE, WEIGHTS_DIR
 
@@ -45,6 +47,28 @@ def test_restore_with_compare_and_report(tmp_path: Path, weights_dir: Path, face
     assert by_name["broken.png"]["error"]["code"] in ("invalid_image", "truncated_image")
     assert data["model_version"]
 
+
+def test_compare_decodes_each_input_once(tmp_path: Path, weights_dir: Path, faces_dir: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from restoration import image_io
+
+    calls: list[int] = []
+    decode = image_io.decode
+
+    def counting(data: bytes, *args: object, **kwargs: object) -> image_io.DecodedImage:
+        calls.append(len(data))
+        return decode(data, *args, **kwargs)
+
+    monkeypatch.setattr(image_io, "decode", counting)
+    out = tmp_path / "out"
+    assert _restore(ONE_FACE, "-o", out, "--compare", "--upscale", "2") == 0
+    assert len(calls) == 1
+    compare = cv2.imread(str(out / "compare" / f"{ONE_FACE.stem}.png"))
+    restored = cv2.imread(str(out / f"{ONE_FACE.stem}.jpg"))
+    assert compare.shape == (2 * 264, 2 * 2 * 191 + 4, 3)  # input | 4 px gap | output, at output height
+    src = cv2.resize(cv2.imread(str(ONE_FACE)), (2 * 191, 2 * 264), interpolation=cv2.INTER_NEAREST)
+    assert np.abs(compare[:, :2 * 191].astype(int) - src).mean() < 1
+    assert np.abs(compare[:, -2 * 191:].astype(int) - restored).mean() < 3  # the output, JPEG re-encoded
 
 @pytest.mark.parametrize("device", ["bogus", "cuda:99"])
 def test_unusable_device_is_a_clear_error(device: str, tmp_path: Path, capsys) -> None:
