@@ -341,10 +341,6 @@ class LandmarkParser:
         return out
 
 
-def _default_weights_dir() -> Path:
-    return Path(__file__).resolve().parents[1].parent / "shared" / "weights"
-
-
 def get_parser(backend: str = "auto", weights_dir: Path | str | None = None,
                device: str = "cpu") -> FaceParser:
     """Build a parser. ``auto`` = BiSeNet when its weights exist, else the landmark mesh.
@@ -352,7 +348,13 @@ def get_parser(backend: str = "auto", weights_dir: Path | str | None = None,
     ``backend`` is one of ``auto``, ``bisenet``, ``parsenet``, ``landmarks``, ``none``. A backend that is
     asked for by name but has no weights raises :class:`WeightsMissing` naming the file.
     """
-    wd = Path(weights_dir) if weights_dir is not None else _default_weights_dir()
+    if weights_dir is None:
+        # the one WEIGHTS_DIR lookup; imported here so the pipeline (which always passes a folder)
+        # does not import scipy through restoration.metrics
+        from restoration.metrics import default_weights_dir
+
+        weights_dir = default_weights_dir()
+    wd = Path(weights_dir)
     if backend == "none":
         return NoneParser()
     if backend == "auto":

@@ -78,6 +78,13 @@ def test_landmarks_need_weights(tmp_path: Path) -> None:
         get_parser("auto", tmp_path)
 
 
+
+def test_default_weights_dir_honours_weights_dir_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEIGHTS_DIR", str(tmp_path))
+    with pytest.raises(WeightsMissing) as e:
+        get_parser("landmarks")
+    assert str(tmp_path / "landmarks" / "face_landmarker.task") in str(e.value)
+
 def test_none_and_one_hot() -> None:
     labels = get_parser("none", WEIGHTS).parse(np.zeros((2, 512, 512, 3), np.uint8))
     assert labels.shape == (2, 512, 512) and labels.dtype == np.uint8 and not labels.any()
