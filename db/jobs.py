@@ -134,6 +134,8 @@ def claim(s: Session, job_id: uuid.UUID, *, worker: str, lease_s: float, max_att
         worker=worker,
     )
     if job is not None:
+        if job.attempts == 1 and job.wants_event("start"):
+            job.start_webhook_state = WebhookState.pending  # committed with the claim: the sweeper's record
         return Claim(job, "claimed")
     current = s.get(Job, job_id, populate_existing=True)
     if current is None:

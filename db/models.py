@@ -57,7 +57,8 @@ ACTIVE_STATUSES = (JobStatus.queued, JobStatus.running)
 
 
 class WebhookState(enum.StrEnum):
-    """Where a job's terminal webhook stands; the sweeper re-sends ``pending`` ones left too long."""
+    """Where a webhook message stands (a job's terminal or start event, a batch's completion); the
+    sweeper re-sends ``pending`` ones left too long."""
 
     none = "none"
     pending = "pending"
@@ -124,6 +125,13 @@ class Job(Base):
         default=WebhookState.none,
         server_default="none",
     )
+    # The "start" event (job.started): pending from the first claim if the filter asks for it.
+    start_webhook_state: Mapped[WebhookState] = mapped_column(
+        Enum(WebhookState, name="webhook_state", values_callable=lambda e: [m.value for m in e],
+             create_type=False),
+        default=WebhookState.none,
+        server_default="none",
+    )
     batch_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("batches.id"))
     batch_index: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now_default())
@@ -147,6 +155,9 @@ class Job(Base):
         # the per-client in-flight cap counts active jobs
         Index("ix_jobs_client_active", "client_id",
               postgresql_where=text("status IN ('queued', 'running')")),
+        # the sweeper's scan for lost job.started webhooks
+        Index("ix_jobs_start_webhook_pending", "started_at",
+              postgresql_where=text("start_webhook_state = 'pending'")),
     )
 
     #: Set (not stored) by db.jobs when this job's terminal transition completed its batch.

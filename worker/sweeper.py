@@ -6,7 +6,9 @@
 * running jobs whose lease expired (their worker died or hung) → back to queued and enqueue, or
   ``failed/attempts_exhausted`` once MAX_ATTEMPTS is reached;
 * finished jobs (and completed batches) whose webhook is still pending long after its last attempt
-  was due → send again.
+  was due → send again; likewise started jobs whose ``job.started`` webhook is still pending (the
+  claim marked it, so a message lost at enqueue, in Redis or on a retry's countdown is re-sent).
+  That one may then arrive after the job's terminal event; receivers order by the ``data`` they get.
 
 Re-sending is always safe: the restore task claims with compare-and-set and the webhook task checks
 the job's webhook state, so duplicate messages do nothing.
@@ -19,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 
 import redis
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select, true
 
 from db import jobs as jobs_db
 from db.models import Batch, Job, WebhookDelivery, WebhookState
@@ -27,6 +29,7 @@ from db.session import session_scope
 from portrait import queue
 from portrait.settings import get_settings
 from worker.celery_app import app
+from worker.webhooks import STARTED
 
 log = logging.getLogger("portrait.sweeper")
 
@@ -39,16 +42,21 @@ def _queue_empty(name: str) -> bool:
         return False  # cannot tell; the next sweep will
 
 
-def _pending_webhooks(model: type[Job] | type[Batch], fk: Any, finished: Any,
-                      grace: timedelta) -> list[tuple[Any, int | None]]:
-    """(id, last attempt) of rows whose webhook is pending long after its last attempt was due."""
-    deliveries = select(func.max(WebhookDelivery.next_retry_at)).where(fk == model.id).scalar_subquery()
-    last_attempt = select(func.max(WebhookDelivery.attempt)).where(fk == model.id).scalar_subquery()
+def _pending_webhooks(model: type[Job] | type[Batch], fk: Any, state: Any, since: Any, grace: timedelta,
+                      event_type: Any = true()) -> list[tuple[Any, int | None]]:
+    """(id, last attempt) of rows whose webhook (``state``) is pending long after its last attempt was due.
+
+    ``event_type`` picks this event's delivery rows: a job's start and terminal webhooks are
+    separate messages with their own attempt numbers.
+    """
+    mine = and_(fk == model.id, event_type)
+    deliveries = select(func.max(WebhookDelivery.next_retry_at)).where(mine).scalar_subquery()
+    last_attempt = select(func.max(WebhookDelivery.attempt)).where(mine).scalar_subquery()
     with session_scope() as s:
         return [tuple(r) for r in s.execute(
             select(model.id, last_attempt).where(
-                model.webhook_state == WebhookState.pending,
-                finished < func.now() - grace,
+                state == WebhookState.pending,
+                since < func.now() - grace,
                 or_(deliveries.is_(None), deliveries < func.now() - grace),
             ).limit(500)
         ).all()]
@@ -86,13 +94,17 @@ def sweep_once() -> dict[str, int]:
     counts["requeued_expired"], counts["exhausted"] = len(requeued), len(exhausted)
 
     grace = timedelta(seconds=settings.queued_stale_s)
-    jobs = _pending_webhooks(Job, WebhookDelivery.job_id, Job.finished_at, grace)
+    started = WebhookDelivery.event_type == STARTED
+    jobs = _pending_webhooks(Job, WebhookDelivery.job_id, Job.webhook_state, Job.finished_at, grace, ~started)
     for jid, attempt in jobs:
         queue.enqueue_webhook(jid, queue.job_message_id(jid), (attempt or 0) + 1)
-    batches = _pending_webhooks(Batch, WebhookDelivery.batch_id, Batch.completed_at, grace)
+    starts = _pending_webhooks(Job, WebhookDelivery.job_id, Job.start_webhook_state, Job.started_at, grace, started)
+    for jid, attempt in starts:
+        queue.enqueue_webhook(jid, queue.job_message_id(jid, "start"), (attempt or 0) + 1, event="start")
+    batches = _pending_webhooks(Batch, WebhookDelivery.batch_id, Batch.webhook_state, Batch.completed_at, grace)
     for bid, attempt in batches:
         queue.enqueue_batch_webhook(bid, (attempt or 0) + 1)
-    counts["webhooks"] = len(jobs) + len(batches)
+    counts["webhooks"] = len(jobs) + len(starts) + len(batches)
     if any(counts.values()):
         log.info("sweep: %s", counts)
     return counts

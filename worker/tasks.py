@@ -70,8 +70,8 @@ def _notify_start(job: Job) -> None:
     if job.attempts == 1 and job.wants_event("start"):
         try:
             queue.enqueue_webhook(job.id, queue.job_message_id(job.id, "start"), event="start")
-        except Exception:  # noqa: BLE001 - informational event; no sweeper recovery
-            log.exception("could not enqueue start webhook for %s", job.id)
+        except Exception:  # noqa: BLE001 - the claim left it pending: the sweeper sends it
+            log.exception("could not enqueue start webhook for %s; the sweeper will", job.id)
 
 
 def _fail(job_id: uuid.UUID, attempt: int, worker: str, code: str, message: str) -> None:

@@ -4,7 +4,8 @@ Events (the client picks per-job ones with ``webhook_events_filter``, like Repli
 
 * ``completed`` → ``job.succeeded`` / ``job.failed`` / ``job.canceled``, once per job
   (``webhook-id`` = ``msg_<job id hex>``); the default filter is ``["completed"]``;
-* ``start`` → ``job.started`` when a worker first picks the job up (``msg_<hex>_start``);
+* ``start`` → ``job.started`` when a worker first picks the job up (``msg_<hex>_start``), tracked
+  in ``jobs.start_webhook_state`` as the terminal one is in ``jobs.webhook_state``;
 * ``batch.completed`` once per batch when its last item finishes (``msg_batch_<hex>``), always sent
   when the batch has a webhook_url; the decision is made in Postgres (db/jobs.py).
 
@@ -41,6 +42,8 @@ from worker.celery_app import app
 
 log = logging.getLogger("portrait.webhooks")
 
+STARTED = "job.started"  # payload type of the "start" event, and event_type of its delivery rows
+
 
 def retry_delay(attempt: int, settings: Settings, rng: random.Random | None = None) -> float:
     """Delay before attempt ``attempt + 1``: base·2^(attempt-1), capped, times 1 ± jitter.
@@ -55,7 +58,7 @@ def retry_delay(attempt: int, settings: Settings, rng: random.Random | None = No
 
 def build_payload(job: Job, event: str = "completed") -> dict[str, Any]:
     return {
-        "type": "job.started" if event == "start" else f"job.{job.status.value}",
+        "type": STARTED if event == "start" else f"job.{job.status.value}",
         "timestamp": datetime.now(UTC).isoformat(),
         "data": job_object(job, get_storage()).model_dump(mode="json"),
     }
@@ -108,6 +111,11 @@ def _outcome(a: _Attempt, attempt: int, settings: Settings) -> tuple[WebhookStat
     return None, retry_delay(attempt, settings)
 
 
+def _state_field(event: str) -> str:
+    """The job column tracking this event's webhook (each event is delivered, retried and swept alone)."""
+    return "start_webhook_state" if event == "start" else "webhook_state"
+
+
 @app.task(name=queue.WEBHOOK_TASK)
 def deliver_webhook(job_id: str, message_id: str, attempt: int = 1, event: str = "completed") -> str:
     settings = get_settings()
@@ -116,7 +124,7 @@ def deliver_webhook(job_id: str, message_id: str, attempt: int = 1, event: str =
         job = s.get(Job, jid)
         if job is None or not job.webhook_url:
             return "skipped"
-        if event == "completed" and job.webhook_state != WebhookState.pending:
+        if getattr(job, _state_field(event)) != WebhookState.pending:  # delivered, given up, or never asked for
             return "skipped"
         secret = s.get(Client, job.client_id).webhook_secret
         url = job.webhook_url
@@ -131,8 +139,8 @@ def deliver_webhook(job_id: str, message_id: str, attempt: int = 1, event: str =
             status_code=a.status_code, error=a.error, duration_ms=a.ms,
             next_retry_at=now + timedelta(seconds=delay) if delay is not None else None,
         ))
-        if state is not None and event == "completed":
-            s.get(Job, jid).webhook_state = state
+        if state is not None:
+            setattr(s.get(Job, jid), _state_field(event), state)
     if delay is not None:
         queue.enqueue_webhook(jid, message_id, attempt + 1, countdown=delay, event=event)
         log.info("webhook %s attempt %d -> %s; retry in %.1f s", message_id, attempt,

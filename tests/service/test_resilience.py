@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -112,3 +113,43 @@ def test_webhook_410_stops_retries(api: Api, stack: Stack, receiver: WebhookRece
     assert len(receiver.for_path("/gone")) == 1
     with session_scope() as s:
         assert s.get(Job, uuid.UUID(job["id"])).webhook_state == "gone"
+
+
+def test_lost_start_webhook_is_resent_by_the_sweeper(api: Api, stack: Stack, receiver: WebhookReceiver,
+                                                     portrait_jpeg: bytes) -> None:
+    """job.started and job.succeeded messages dropped by Redis while no webhook worker ran both arrive."""
+    hook = f"{receiver.url}/lost-start"
+    stack.procs["cpu"].stop()
+    try:
+        r = api.http.post("/v1/jobs", files={"file": ("a.jpg", portrait_jpeg)},
+                          data={"options": '{"upscale": 1}', "webhook_url": hook,
+                                "webhook_events_filter": '["start", "completed"]'})
+        assert r.status_code == 202, r.text
+        job = api.wait(r.json()["id"], timeout=120)
+        assert job["status"] == "succeeded"
+        # Both webhook messages wait in Redis for the stopped worker; lose them (and queued sweeps).
+        assert _queue_len(stack, stack.env["WEBHOOK_QUEUE"]) == 2
+        redis.Redis.from_url(stack.env["REDIS_URL"]).delete(stack.env["WEBHOOK_QUEUE"], stack.env["MAINTENANCE_QUEUE"])
+    finally:
+        stack.start_cpu_worker("cpu")
+        stack.wait_ready("cpu")
+
+    def types() -> set[str]:
+        return {json.loads(h.body)["type"] for h in receiver.for_path("/lost-start")}
+
+    wait_until(lambda: types() == {"job.started", "job.succeeded"}, 60, what="both webhooks re-sent")
+    time.sleep(3)  # delivered: later sweeps send nothing more
+    hits = receiver.for_path("/lost-start")
+    hex_id = job["id"].replace("-", "")
+    by_id = {h.headers["webhook-id"]: h for h in hits}
+    assert set(by_id) == {f"msg_{hex_id}_start", f"msg_{hex_id}"}
+    start_hit = by_id[f"msg_{hex_id}_start"]
+    start = Webhook(api.client.webhook_secret).verify(start_hit.body, start_hit.headers)
+    assert start["type"] == "job.started" and start["data"]["id"] == job["id"]
+    with session_scope() as s:
+        row = s.get(Job, uuid.UUID(job["id"]))
+        assert (row.start_webhook_state, row.webhook_state) == ("delivered", "delivered")
+        attempts = s.execute(select(WebhookDelivery.event_type, WebhookDelivery.attempt)
+                             .where(WebhookDelivery.job_id == row.id)).all()
+    assert sorted(tuple(a) for a in attempts) == [("job.started", 1), ("job.succeeded", 1)], \
+        "each re-sent once, numbered from its own deliveries"
