@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     )
     url_max_redirects: int = Field(5, description="Redirects followed when fetching an input URL (each re-checked).")
     wait_max_s: float = Field(60.0, description="Longest hold of 'Prefer: wait=N' on POST /v1/jobs, seconds.")
+    readyz_timeout_s: float = Field(
+        2.0, description="Bound on /readyz: a database, Redis or S3 check that has not answered by then fails it (503)."
+    )
 
     # --- batches, uploads, idempotency --------------------------------------------------------
     batch_max_items: int = Field(1000, description="Most items in one POST /v1/batches.")

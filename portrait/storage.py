@@ -53,6 +53,8 @@ class Storage:
         common: dict[str, Any] = dict(region_name=s.s3_region, aws_access_key_id=s.s3_access_key_id,
                                       aws_secret_access_key=s.s3_secret_access_key, config=cfg)
         self.s3: BaseClient = boto3.client("s3", endpoint_url=s.s3_endpoint_url, **common)
+        self._probe_args: dict[str, Any] = {**common, "endpoint_url": s.s3_endpoint_url}
+        self._probes: dict[float, BaseClient] = {}  # per timeout: readiness probes
         # Presigned URLs are signed for the host the *client* will call (e.g. a public MinIO name).
         public = s.s3_public_endpoint_url or s.s3_endpoint_url
         self._presigner: BaseClient = (
@@ -120,8 +122,18 @@ class Storage:
                 self.s3.delete_objects(Bucket=self.bucket,
                                        Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True})
 
-    def ping(self) -> None:
-        self.s3.head_bucket(Bucket=self.bucket)
+    def ping(self, timeout_s: float | None = None) -> None:
+        """HEAD the bucket. With ``timeout_s`` (readiness probes) through a client that makes one attempt
+        and waits at most that long to connect and to read, instead of 3 attempts of up to 5 + 30 s."""
+        client = self.s3 if timeout_s is None else self._probe_client(timeout_s)
+        client.head_bucket(Bucket=self.bucket)
+
+    def _probe_client(self, timeout_s: float) -> BaseClient:
+        if timeout_s not in self._probes:
+            cfg = self._probe_args["config"].merge(
+                Config(connect_timeout=timeout_s, read_timeout=timeout_s, retries={"max_attempts": 1}))
+            self._probes[timeout_s] = boto3.client("s3", **{**self._probe_args, "config": cfg})
+        return self._probes[timeout_s]
 
 
 @lru_cache
