@@ -104,10 +104,11 @@ def test_cancel_with_nothing_running_completes_the_batch_in_the_call(
         r = api.http.post(f"/v1/batches/{r.json()['id']}/cancel")
         assert r.status_code == 200, r.text
         assert r.json()["status"] == "completed" and r.json()["counts"]["canceled"] == 3, r.json()
+        release.set()
+        assert api.wait(single["id"], timeout=60)["status"] == "succeeded"
     finally:
         release.set()
         srv.close()
-    assert api.wait(single["id"], timeout=60)["status"] == "succeeded"
     deadline = time.monotonic() + 30
     while not receiver.for_path("/cancel-idle") and time.monotonic() < deadline:
         time.sleep(0.2)
