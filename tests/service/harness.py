@@ -120,11 +120,12 @@ class Stack:
         self.procs[name] = proc
         return proc
 
-    def start_gpu_worker(self, name: str = "gpu") -> Proc:
+    def start_gpu_worker(self, name: str = "gpu", extra_env: dict[str, str] | None = None) -> Proc:
+        """A GPU-style worker on the stack's queues; ``extra_env`` overrides its settings (e.g. time limits)."""
         queues = f"{self.env['GPU_QUEUE']},{self.env['GPU_BULK_QUEUE']}"  # interactive first: it has priority
         return self.spawn(name, [str(BIN / "celery"), "-A", "worker.celery_app", "worker", "-P", "prefork",
                                  "-c", "1", "-Q", queues, "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h",
-                                 "-E", "--without-mingle", "--without-gossip", "-l", "info"])
+                                 "-E", "--without-mingle", "--without-gossip", "-l", "info"], extra_env)
 
     def start_cpu_worker(self, name: str = "cpu") -> Proc:
         return self.spawn(name, [str(BIN / "celery"), "-A", "worker.celery_app", "worker", "-P", "threads",
