@@ -13,7 +13,9 @@ Why this shape (GFPGAN-like, sized for ~300 training faces and CPU inference):
   mask resized to it, two convolutions predict a spatial scale and shift that modulate half of the decoder's
   channels after its first convolution, so local structure (where the eyes are, how the lips bend) flows
   from the input while the other half keeps the generative prior. They start as identity (zero-initialised).
-* **Output** = input + predicted residual (``GeneratorConfig.residual``), in [-1, 1] scale (not clamped).
+* **Output** = the decoder's image, in [-1, 1] scale (not clamped), not input + residual: in a CPU pilot
+  (training/LOG.md) the residual form kept the input's noise and JPEG blocks and gained 3x less PSNR per
+  step. ``GeneratorConfig.residual`` keeps the option (old checkpoints store it).
 
 Checkpoints are safetensors with the config and model version in the metadata (:func:`save_generator`).
 """
@@ -32,7 +34,7 @@ from torch import nn
 from restoration.parsing import NUM_PART_CLASSES
 
 CHECKPOINT_FORMAT = "restoration.generator/1"
-INIT_RGB_GAIN = 0.1  # toRGB weights start at a tenth: the residual generator begins near the identity
+INIT_RGB_GAIN = 0.1  # toRGB weights start at a tenth: a small, smooth first output (near input if residual)
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class GeneratorConfig:
     style_dim: int = 128       # width of w and of the mapping MLP
     n_mlp: int = 2             # mapping MLP depth
     mask_ch: int = NUM_PART_CLASSES
-    residual: bool = True      # output = input + predicted
+    residual: bool = False     # True: output = input + predicted
     noise: bool = True         # per-pixel noise injection
     channels: dict[int, int] = field(default_factory=dict)  # optional explicit {res: ch} override
 
@@ -199,7 +201,7 @@ class ToRGB(nn.Module):
         super().__init__()
         self.conv = ModulatedConv(in_ch, out_ch, 1, style_dim, demodulate=False)
         self.bias = nn.Parameter(torch.zeros(1, out_ch, 1, 1))
-        with torch.no_grad():  # small start: the residual generator begins close to the identity
+        with torch.no_grad():  # small start (a residual generator begins close to the identity)
             self.conv.weight.mul_(INIT_RGB_GAIN)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, skip: torch.Tensor | None) -> torch.Tensor:

@@ -53,11 +53,9 @@ NOISE = {"steps": [{"p": 1.0, "options": [["gaussian_noise", 15, 30]]}]}
 
 
 def test_tiny_training_reduces_loss(mini_pack: Path, tmp_path: Path) -> None:
-    """Non-residual tiny generator: its start is far from the target, so a few steps show whether the loop
-    optimises at all (the residual one starts at output = input and moves slowly at first)."""
+    """The tiny generator's start is far from the target, so a few steps show whether the loop optimises."""
     cfg = _cfg(mini_pack, max_iters=30)
     cfg["data"]["preset"] = NOISE
-    cfg["generator"]["residual"] = False
     cfg["optim"]["lr_g"] = 0.01
     train(cfg, tmp_path / "run")
     before = _fixed_batch_loss(cfg, mini_pack, None)
