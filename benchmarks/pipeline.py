@@ -12,7 +12,6 @@ ratio. Both use ×2 upscale. Third-party photos are read from FACES_DIR, weights
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -26,10 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from restoration.options import RestoreOptions  # noqa: E402
+from restoration.paths import default_faces_dir, default_weights_dir  # noqa: E402
 from restoration.pipeline import Restorer  # noqa: E402
 
-WEIGHTS_DIR = Path(os.environ.get("WEIGHTS_DIR", REPO.parent / "shared" / "weights"))
-FACES_DIR = Path(os.environ.get("FACES_DIR", REPO.parent / "shared" / "faces"))
+WEIGHTS_DIR, FACES_DIR = default_weights_dir(), default_faces_dir()
 PHOTOS = {
     "one face (2160px selfie)": FACES_DIR / "wild" / "whole" / "gpen_selfie_2020-12-17_185036.jpg",
     "many faces (Solvay 1927)": FACES_DIR / "wild" / "whole" / "gpen_Solvay_conference_1927.png",

@@ -13,7 +13,6 @@ Only numpy / scipy / scikit-image / OpenCV at import time, so the training loop 
 from __future__ import annotations
 
 import math
-import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,11 +20,7 @@ import numpy as np
 from scipy.ndimage import convolve
 from scipy.special import gamma
 
-_ROOT = Path(__file__).resolve().parents[1]
-
-
-def default_weights_dir() -> Path:
-    return Path(os.environ.get("WEIGHTS_DIR", _ROOT.parent / "shared" / "weights"))
+from restoration.paths import default_weights_dir
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -182,4 +177,4 @@ class IdentityScorer:
         return (ea * eb).sum(1)
 
 
-__all__ = ["psnr", "ssim", "niqe", "matlab_imresize", "IdentityScorer", "default_weights_dir"]
+__all__ = ["psnr", "ssim", "niqe", "matlab_imresize", "IdentityScorer"]

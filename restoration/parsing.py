@@ -351,7 +351,7 @@ def get_parser(backend: str = "auto", weights_dir: Path | str | None = None,
     if weights_dir is None:
         # the one WEIGHTS_DIR lookup; imported here so the pipeline (which always passes a folder)
         # does not import scipy through restoration.metrics
-        from restoration.metrics import default_weights_dir
+        from restoration.paths import default_weights_dir
 
         weights_dir = default_weights_dir()
     wd = Path(weights_dir)

@@ -7,13 +7,13 @@ For eyeballing that each degradation looks like what its name and range promise:
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from restoration.degrade import DEGRADATIONS, PRESETS, apply, degrade, strength_at
+from restoration.paths import default_faces_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_FACE = "hq/ffhq_gpen/00000.png"
@@ -44,7 +44,7 @@ def contact_sheet(face: np.ndarray, columns: int = 6, seed: int = 0) -> np.ndarr
 
 
 def main() -> None:
-    faces_dir = Path(os.environ.get("FACES_DIR", ROOT.parent / "shared" / "faces"))
+    faces_dir = default_faces_dir()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--face", type=Path, default=faces_dir / DEFAULT_FACE, help="a clean aligned face")
     ap.add_argument("--size", type=int, default=160, help="tile side in pixels")

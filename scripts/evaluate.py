@@ -16,7 +16,6 @@ Writes ``<out>/eval.md`` (a markdown table) and ``<out>/grid_<preset>.png`` (inp
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +25,8 @@ import numpy as np
 import torch
 
 from restoration.degrade import degrade
-from restoration.metrics import IdentityScorer, default_weights_dir, niqe, psnr, ssim
+from restoration.metrics import IdentityScorer, niqe, psnr, ssim
+from restoration.paths import default_faces_dir, default_weights_dir
 from restoration.training.data import one_hot_np, read_labels, read_pack, read_rgb, to_tensor, to_uint8
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ def _row(name: str, vals: dict[str, list[float]]) -> str:
 
 
 def main() -> None:
-    faces_dir = Path(os.environ.get("FACES_DIR", ROOT.parent / "shared" / "faces"))
+    faces_dir = default_faces_dir()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="none", help="g_ema.safetensors, a training checkpoint folder, or none")
     ap.add_argument("--pack", type=Path, default=ROOT / "data" / "pack")

@@ -22,12 +22,13 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import os
 import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from restoration.paths import default_faces_dir, default_weights_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("london_neutral", "london_smiling", "canada", "celebahq_stargan", "celebahq_ddnm",
@@ -65,8 +66,7 @@ def _align(rgb: np.ndarray, detector: object) -> tuple[np.ndarray, float] | None
 
 
 def main() -> None:
-    faces_dir = Path(os.environ.get("FACES_DIR", ROOT.parent / "shared" / "faces"))
-    weights_dir = Path(os.environ.get("WEIGHTS_DIR", ROOT.parent / "shared" / "weights"))
+    faces_dir, weights_dir = default_faces_dir(), default_weights_dir()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--faces-dir", type=Path, default=faces_dir / "hq")
     ap.add_argument("--weights-dir", type=Path, default=weights_dir)

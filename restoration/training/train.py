@@ -45,7 +45,7 @@ from torch.utils.data import DataLoader
 from restoration.degrade import Option, Preset, Step
 from restoration.errors import WeightsMissing
 from restoration.generator import Generator, GeneratorConfig, save_generator
-from restoration.metrics import default_weights_dir
+from restoration.paths import default_weights_dir
 from restoration.training import losses as L
 from restoration.training.data import (
     Augment,

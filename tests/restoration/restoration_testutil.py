@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from restoration.paths import default_faces_dir, default_weights_dir
+
 REPO = Path(__file__).resolve().parents[2]
-WEIGHTS_DIR = Path(os.environ.get("WEIGHTS_DIR", REPO.parent / "shared" / "weights"))
-FACES_DIR = Path(os.environ.get("FACES_DIR", REPO.parent / "shared" / "faces"))
+WEIGHTS_DIR, FACES_DIR = default_weights_dir(), default_faces_dir()
 SOLVAY = FACES_DIR / "wild" / "whole" / "gpen_Solvay_conference_1927.png"
 #: a small real photo with one face (191×264 JPEG)
 ONE_FACE = FACES_DIR / "wild" / "whole" / "codeformer_05.jpg"

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from restoration.paths import default_faces_dir, default_weights_dir
+
 ROOT = Path(__file__).resolve().parents[2]
-FACES_DIR = Path(os.environ.get("FACES_DIR", ROOT.parent / "shared" / "faces"))
-WEIGHTS_DIR = Path(os.environ.get("WEIGHTS_DIR", ROOT.parent / "shared" / "weights"))
+FACES_DIR, WEIGHTS_DIR = default_faces_dir(), default_weights_dir()
 #: FFHQ/CelebA-HQ files are already FFHQ-aligned: no detector needed to make a pack of them
 ALIGNED = ("celebahq_stargan", "ffhq_gpen", "celebahq_ddnm")
 
