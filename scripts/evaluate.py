@@ -6,6 +6,9 @@
 * Methods: ``input`` (the degraded face as is, up-sampled back to 512 bicubic/bilinear by the degradation),
   ``classical`` (restoration.classical.ClassicalFaceRestorer: bilateral denoise + unsharp mask) and
   ``ours`` (a generator checkpoint: ``--model g_ema.safetensors``, or a training checkpoint folder).
+* ``ours`` with each mask source of ``--masks``: ``clean`` (the parser on the clean face: the training
+  condition), ``degraded`` (the parser on the degraded input: what the service sees) and ``none`` (the
+  mask-free path). Wild faces have no clean face: they get ``degraded`` masks, or none.
 
 Writes ``<out>/eval.md`` (a markdown table) and ``<out>/grid_<preset>.png`` (input | classical | ours | GT).
 
@@ -31,6 +34,7 @@ from restoration.training.data import one_hot_np, read_labels, read_pack, read_r
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ("gfpgan", "heavy", "mixed")
+MASK_SOURCES = ("clean", "degraded", "none")
 SIZE = 512
 
 Method = Callable[[np.ndarray, np.ndarray | None], np.ndarray]  # (N×S×S×3 uint8, labels or None) -> uint8
@@ -89,8 +93,8 @@ def main() -> None:
     ap.add_argument("--pack", type=Path, default=ROOT / "data" / "pack")
     ap.add_argument("--wild", type=Path, default=faces_dir / "wild" / "cropped")
     ap.add_argument("--weights-dir", type=Path, default=default_weights_dir())
-    ap.add_argument("--masks", choices=("clean", "none"), default="clean",
-                    help="give the model the pack's clean-face masks, or no mask")
+    ap.add_argument("--masks", default="clean,degraded,none",
+                    help="comma-separated mask sources for ours: clean, degraded, none")
     ap.add_argument("--limit", type=int, default=0, help="at most this many validation faces (0 = all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -102,24 +106,45 @@ def main() -> None:
     if args.limit:
         entries = entries[: args.limit]
     gt = np.stack([read_rgb(e.face, SIZE) for e in entries])
-    labels = None
-    if args.masks == "clean" and all(e.mask for e in entries):
-        labels = np.stack([read_labels(e.mask, SIZE) for e in entries])
+    modes = [m.strip() for m in args.masks.split(",") if m.strip()]
+    if not modes or set(modes) - set(MASK_SOURCES):
+        ap.error(f"--masks: a comma-separated list of {', '.join(MASK_SOURCES)}")
+    clean = np.stack([read_labels(e.mask, SIZE) for e in entries]) if all(e.mask for e in entries) else None
+    if "clean" in modes and clean is None:
+        ap.error(f"--masks clean: {args.pack} has no masks/ (scripts/make_pack.py --masks landmarks)")
+    parser = None
+    if "degraded" in modes:
+        from restoration.parsing import get_parser
+
+        parser = get_parser("landmarks", weights_dir=args.weights_dir)
     methods: dict[str, Method] = {"input": lambda f, _l: f, "classical": classical_method()}
-    if args.model != "none":
-        methods["ours"] = model_method(Path(args.model), args.device)
+    ours = model_method(Path(args.model), args.device) if args.model != "none" else None
+    runs: list[tuple[str, Method, str]] = [(name, fn, "none") for name, fn in methods.items()]
+    if ours is not None:
+        runs += [("ours" if len(modes) == 1 else f"ours, {m} masks", ours, m) for m in modes]
+
+    def labels_for(mode: str, faces: np.ndarray, has_clean: bool) -> np.ndarray | None:
+        if mode == "clean" and has_clean:
+            return clean
+        if mode == "degraded" and parser is not None:
+            return parser.parse(faces)
+        return None
     scorer = IdentityScorer(args.weights_dir)
     args.out.mkdir(parents=True, exist_ok=True)
 
     lines = [f"Validation split: {len(entries)} faces of {len({e.person for e in entries})} people never "
-             f"trained on; wild: {args.wild.name}. Model: `{args.model}`. Masks: {args.masks}.", "",
+             f"trained on; wild: {args.wild.name}. Model: `{args.model}`. Masks for ours: {', '.join(modes)}.",
+             "",
              "| preset / method | PSNR ↑ | SSIM ↑ | identity cos ↑ | NIQE ↓ |", "|---|---|---|---|---|",
              _row("ground truth (reference)", {"niqe": [niqe(a, args.weights_dir) for a in gt]})]
     for preset in PRESETS:
         lq = np.stack([degrade(f, preset, np.random.default_rng([args.seed, i])) for i, f in enumerate(gt)])
         outs = {}
-        for name, fn in methods.items():
-            out = outs[name] = fn(lq, labels)
+        parsed: dict[str, np.ndarray | None] = {}
+        for name, fn, mode in runs:
+            if mode not in parsed:
+                parsed[mode] = labels_for(mode, lq, True)
+            out = outs[name] = fn(lq, parsed[mode])
             vals = {"psnr": [psnr(a, b) for a, b in zip(out, gt, strict=True)],
                     "ssim": [ssim(a, b) for a, b in zip(out, gt, strict=True)],
                     "id_cos": list(scorer.cosine(out, gt)),
@@ -133,10 +158,13 @@ def main() -> None:
     wild_files = sorted(p for p in args.wild.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     if wild_files:
         wild = np.stack([read_rgb(p, SIZE) for p in wild_files])
-        for name, fn in methods.items():
-            out = fn(wild, None)
+        wild_labels = {m: labels_for(m, wild, False) for m in {mode for _, _, mode in runs if mode != "clean"}}
+        for name, fn, mode in runs:
+            if mode == "clean":  # no clean face to parse
+                continue
+            out = fn(wild, wild_labels[mode])
             lines.append(_row(f"wild ({len(wild)}) / {name}", {"niqe": [niqe(a, args.weights_dir) for a in out]}))
-    lines += ["", f"Columns of grid_<preset>.png: {' | '.join(methods)} | GT. "
+    lines += ["", f"Columns of grid_<preset>.png: {' | '.join(n for n, _, _ in runs)} | GT. "
               f"Took {time.time() - t0:.0f} s on {args.device}."]
     (args.out / "eval.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
