@@ -2,9 +2,10 @@
 
 ``POST /v1/batches`` resolves every item (an object key under the client's prefix, an https URL, or
 an upload id), then inserts the batch and all its jobs in **one** transaction, and only after the
-commit sends one message per job to the bulk queue (in the background, after the reply). If Redis
-loses any of them, the sweeper re-sends from Postgres. Object keys and uploads are not HEAD-checked
-here (1,000 round trips); a missing one fails its job with ``input_missing``.
+commit (in the background, after the reply) runs the fair dispatcher (db/dispatch.py), which sends
+the first few items' messages to the bulk queue; the rest follow as earlier ones finish. If this
+process dies first, the sweeper dispatches. Object keys and uploads are not HEAD-checked here
+(1,000 round trips); a missing one fails its job with ``input_missing``.
 
 Batch items go to GPU_BULK_QUEUE, which GPU workers serve only when the interactive queue is empty
 (portrait/queue.py), so a big batch never holds up single photos.
@@ -15,7 +16,6 @@ stay in Redis and are dropped by the worker's claim (a canceled job cannot be cl
 
 from __future__ import annotations
 
-import logging
 import uuid
 from typing import Annotated
 
@@ -37,6 +37,7 @@ from api.schemas import (
     job_object,
 )
 from db import batches as batches_db
+from db import dispatch
 from db import jobs as jobs_db
 from db.models import Batch, Client, Job, Upload
 from db.session import session_scope
@@ -45,7 +46,6 @@ from portrait.errors import ApiError
 from portrait.settings import get_settings
 from portrait.storage import get_storage, input_key
 
-log = logging.getLogger("portrait.api")
 router = APIRouter(tags=["batches"])
 
 
@@ -76,15 +76,6 @@ def _resolve_items(body: BatchCreate, client: Client) -> list[batches_db.NewItem
     return items
 
 
-def _send_all(job_ids: list[uuid.UUID]) -> None:
-    """After the reply: one message per job. A failure stops here; the sweeper sends the rest."""
-    try:
-        for jid in job_ids:
-            queue.enqueue_restore(jid, bulk=True)
-    except Exception:  # noqa: BLE001
-        log.exception("enqueue of a batch stopped; the sweeper will send the remaining jobs")
-
-
 @router.post("/v1/batches", status_code=202, response_model=BatchCreated)
 def create_batch(body: BatchCreate, client: ClientDep, background: BackgroundTasks) -> BatchCreated:
     """Submit up to BATCH_MAX_ITEMS photos sharing ``options`` and ``webhook_url``.
@@ -102,7 +93,7 @@ def create_batch(body: BatchCreate, client: ClientDep, background: BackgroundTas
         s.flush()
         s.refresh(batch)
         counts = batches_db.status_counts(s, batch.id)
-    background.add_task(_send_all, [it.job_id for it in items])
+    background.add_task(dispatch.dispatch_bulk)
     return BatchCreated(**batch_object(batch, counts).model_dump(), job_ids=[it.job_id for it in items])
 
 

@@ -4,7 +4,10 @@ Celery on CPU). Prints:
 1. single-job submits/s (JSON, input by object key, one request per job) — the baseline;
 2. items/s accepted by one ``POST /v1/batches`` of 1,000 items (same inputs), median of 3;
 3. seconds from ``POST /v1/batches`` (200 small portraits, 112 px, upscale 1) to the
-   ``batch.completed`` webhook, and the resulting photos/s on this machine's CPU worker.
+   ``batch.completed`` webhook, and the resulting photos/s on this machine's CPU worker;
+4. fairness: client A submits ``--items`` photos, client B then 10; seconds until B's batch
+   completes and how many of A's items finished before it (FIFO would be all of them). A's batch is
+   then canceled.
 
 Phases 1–2 run with the GPU worker stopped so restoration does not compete for CPU; their jobs
 are then dropped. Usage: ``.venv/bin/python benchmarks/api_batches.py [--singles 200] [--photos 200]``.
@@ -105,6 +108,20 @@ def main() -> int:
         payload = json.loads(hit.body)
         receiver.close()
 
+        other = Api(stack, **limits)
+        big = api.http.post("/v1/batches", json={"items": [items[i % len(items)] for i in range(args.items)],
+                                                 "options": {"upscale": 1}}).json()
+        wait_until(lambda: api.http.get(f"/v1/jobs/{big['job_ids'][0]}").json()["status"] == "succeeded", 60)
+        small_items = [{"key": f"{client_prefix(other.client.id)}photos/{i}.jpg"} for i in range(10)]
+        for i, it in enumerate(small_items):
+            storage.put(it["key"], faces[i], "image/jpeg")
+        t0 = time.perf_counter()
+        small = other.http.post("/v1/batches", json={"items": small_items, "options": {"upscale": 1}}).json()
+        wait_until(lambda: other.http.get(f"/v1/batches/{small['id']}").json()["status"] == "completed",
+                   600, 0.1, "the small batch")
+        small_s = time.perf_counter() - t0
+        big_done = api.http.post(f"/v1/batches/{big['id']}/cancel").json()["counts"]["succeeded"]
+
     print(f"single-job submits (JSON, by key), {args.singles} sequential: "
           f"{args.singles / singles_s:.1f} submits/s ({1000 * singles_s / args.singles:.1f} ms each)")
     print(f"batch of {args.items} items accepted: median {statistics.median(rates):.0f} items/s "
@@ -113,6 +130,8 @@ def main() -> int:
     print(f"{args.photos} photos (112 px, upscale 1), one CPU worker: POST /v1/batches -> batch.completed webhook "
           f"in {completed_s:.1f} s ({args.photos / completed_s:.2f} photos/s); "
           f"counts {payload['data']['counts']['succeeded']} succeeded, {payload['data']['counts']['failed']} failed")
+    print(f"fairness: 10-photo batch of client B submitted after client A's {args.items}-photo batch completed in "
+          f"{small_s:.1f} s; {big_done} of A's items had finished by then (FIFO: all {args.items})")
     return 0
 
 

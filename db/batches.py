@@ -28,11 +28,10 @@ class NewItem:
 
 def create(s: Session, *, client_id: uuid.UUID, items: list[NewItem], options: dict[str, Any],
            webhook_url: str | None, webhook_events_filter: list[str]) -> Batch:
-    """Insert the batch, its jobs (status queued, ``enqueued_at`` now) and their first events.
+    """Insert the batch, its jobs (status queued, no message yet: ``enqueued_at`` NULL) and their first events.
 
-    ``enqueued_at`` is set in the same statement because the caller sends the messages right after
-    the commit; if that send is lost, the sweeper's usual rule (queued, message older than
-    QUEUED_STALE_S) re-sends it.
+    The jobs' messages are sent later by the fair dispatcher (db/dispatch.py), a few per client at a
+    time, so a big batch does not queue ahead of every other client's work.
     """
     batch = Batch(id=uuid.uuid4(), client_id=client_id, total=len(items), terminal_count=0, options=options,
                   webhook_url=webhook_url, webhook_events_filter=webhook_events_filter,
@@ -44,7 +43,7 @@ def create(s: Session, *, client_id: uuid.UUID, items: list[NewItem], options: d
         dict(id=it.job_id, client_id=client_id, status=JobStatus.queued, options=options,
              input_key=it.input_key, input_source=it.input_source, input_url=it.input_url,
              webhook_url=webhook_url, webhook_events_filter=webhook_events_filter, attempts=0,
-             webhook_state=WebhookState.none, batch_id=batch.id, batch_index=i, enqueued_at=now, created_at=now)
+             webhook_state=WebhookState.none, batch_id=batch.id, batch_index=i, created_at=now)
         for i, it in enumerate(items)
     ])
     s.execute(insert(JobEvent), [

@@ -236,13 +236,15 @@ def cancel_batch(s: Session, batch_id: uuid.UUID) -> list[Job]:
 
 def stale_queued(s: Session, older_than_s: float, limit: int = 500, *,
                  bulk: bool | None = None) -> list[uuid.UUID]:
-    """Queued jobs whose message was sent long ago (or never): the message is presumed lost.
+    """Queued jobs whose message was sent long ago (or, for single jobs, never): presumed lost.
 
-    ``bulk`` restricts the scan to batch items (True) or single jobs (False).
+    A batch item without a message (``enqueued_at`` NULL) is not lost but waiting for its client's
+    turn (db/dispatch.py), which sends it. ``bulk`` restricts the scan to batch items (True) or
+    single jobs (False).
     """
     cutoff = func.now() - timedelta(seconds=older_than_s)
     q = select(Job.id).where(Job.status == JobStatus.queued,
-                             or_(Job.enqueued_at.is_(None), Job.enqueued_at < cutoff))
+                             or_(Job.enqueued_at < cutoff, and_(Job.enqueued_at.is_(None), Job.batch_id.is_(None))))
     if bulk is not None:
         q = q.where(Job.batch_id.is_not(None) if bulk else Job.batch_id.is_(None))
     return list(s.scalars(q.order_by(Job.created_at).limit(limit).with_for_update(skip_locked=True)))

@@ -113,6 +113,8 @@ class Job(Base):
     worker: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the last message was handed to the broker; NULL = none yet (for a batch item: waiting for
+    # its client's turn in db/dispatch.py).
     enqueued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     model_version: Mapped[str | None] = mapped_column(String(200))
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
@@ -155,6 +157,9 @@ class Job(Base):
         # the per-client in-flight cap counts active jobs
         Index("ix_jobs_client_active", "client_id",
               postgresql_where=text("status IN ('queued', 'running')")),
+        # the fair bulk dispatcher (db/dispatch.py): a client's batch items without a message, oldest first
+        Index("ix_jobs_bulk_undispatched", "client_id", "created_at", "batch_index",
+              postgresql_where=text("status = 'queued' AND batch_id IS NOT NULL AND enqueued_at IS NULL")),
         # the sweeper's scan for lost job.started webhooks
         Index("ix_jobs_start_webhook_pending", "started_at",
               postgresql_where=text("start_webhook_state = 'pending'")),

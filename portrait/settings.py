@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     max_jobs_in_flight: int = Field(
         5000, description="Most queued+running jobs per client; a batch counts all its items. Over it: 429."
     )
+    bulk_in_flight_per_client: int = Field(
+        4, ge=1,
+        description="Most batch items per client with a message in the bulk queue or running; the rest wait in "
+                    "Postgres and are sent as those finish, clients taking turns. Set it to about 4 x the number "
+                    "of GPU worker processes: below that count one client alone cannot keep every GPU busy, far "
+                    "above it another client's new batch waits behind more of the first one's items.",
+    )
 
     # --- worker -------------------------------------------------------------------------------
     device: str = Field("auto", description="Torch device for the pipeline: auto, cpu, cuda, cuda:N.")

@@ -1,8 +1,9 @@
 """The sweeper (Celery beat, every SWEEP_INTERVAL_S): rebuilds from Postgres what Redis lost.
 
-* queued jobs whose message was sent more than QUEUED_STALE_S ago (or never) → enqueue again, but
-  only while their restore queue is empty in Redis: a long bulk backlog is waiting, not lost, and
-  re-sending it every sweep would multiply it;
+* queued jobs whose message was sent more than QUEUED_STALE_S ago (or never, for single jobs) →
+  enqueue again, but only while their restore queue is empty in Redis: a long backlog is waiting,
+  not lost, and re-sending it every sweep would multiply it. Batch items not sent yet are waiting
+  for their client's turn, not lost: the sweep runs the fair dispatcher (db/dispatch.py) for them;
 * running jobs whose lease expired (their worker died or hung) → back to queued and enqueue, or
   ``failed/attempts_exhausted`` once MAX_ATTEMPTS is reached;
 * finished jobs (and completed batches) whose webhook is still pending long after its last attempt
@@ -23,6 +24,7 @@ from typing import Any
 import redis
 from sqlalchemy import and_, func, or_, select, true
 
+from db import dispatch
 from db import jobs as jobs_db
 from db.models import Batch, Job, WebhookDelivery, WebhookState
 from db.session import session_scope
@@ -64,7 +66,7 @@ def _pending_webhooks(model: type[Job] | type[Batch], fk: Any, state: Any, since
 
 def sweep_once() -> dict[str, int]:
     settings = get_settings()
-    counts = {"requeued_stale": 0, "requeued_expired": 0, "exhausted": 0, "webhooks": 0}
+    counts = {"requeued_stale": 0, "requeued_expired": 0, "exhausted": 0, "dispatched": 0, "webhooks": 0}
 
     for bulk in (False, True):
         if not _queue_empty(queue.restore_queue(bulk)):
@@ -92,6 +94,7 @@ def sweep_once() -> dict[str, int]:
     for job in exhausted:
         queue.notify_finished(job)
     counts["requeued_expired"], counts["exhausted"] = len(requeued), len(exhausted)
+    counts["dispatched"] = dispatch.dispatch_bulk()  # a dispatch trigger lost to a crash
 
     grace = timedelta(seconds=settings.queued_stale_s)
     started = WebhookDelivery.event_type == STARTED

@@ -3,7 +3,8 @@
 Idempotent by construction: the claim is a compare-and-set in Postgres, so a redelivered message for
 a finished job does nothing, and the outcome is recorded only if this attempt still holds the job.
 While it runs, a heartbeat thread extends the job's lease; if the worker dies, the lease expires and
-the sweeper gives the job to another worker, up to MAX_ATTEMPTS.
+the sweeper gives the job to another worker, up to MAX_ATTEMPTS. When a batch item's task ends, the
+fair dispatcher sends the next batch items (db/dispatch.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from billiard.exceptions import SoftTimeLimitExceeded
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.exc import OperationalError
 
+from db import dispatch
 from db import jobs as jobs_db
 from db.models import Job, JobStatus
 from db.session import session_scope
@@ -159,4 +161,6 @@ def restore(self: Any, job_id: str) -> str:
         _fail(jid, attempt, worker, "internal_error", f"{type(e).__name__}: {e}")
     finally:
         beat.stop.set()
+        if job.batch_id is not None:
+            dispatch.dispatch_bulk()  # this GPU slot is free: send the next batch items, clients in turn
     return "failed"
