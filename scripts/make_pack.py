@@ -31,8 +31,12 @@ import numpy as np
 from restoration.paths import default_faces_dir, default_weights_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("london_neutral", "london_smiling", "canada", "celebahq_stargan", "celebahq_ddnm",
-           "ffhq_gpen", "idinvert_256")
+#: source folder -> licence of its faces (../shared/MANIFEST.tsv); weights trained on a pack inherit them
+LICENCES = {"london_neutral": "CC-BY-4.0", "london_smiling": "CC-BY-4.0", "canada": "CC-BY-4.0",
+            "celebahq_stargan": "CelebA-HQ via StarGAN v2, CC-BY-NC-4.0", "celebahq_ddnm": "CelebA-HQ, non-commercial",
+            "ffhq_gpen": "FFHQ, CC-BY-NC-SA-4.0", "idinvert_256": "FFHQ/CelebA-HQ, non-commercial"}
+SOURCES = tuple(LICENCES)
+COMMERCIAL = tuple(k for k, v in LICENCES.items() if v == "CC-BY-4.0")
 VAL_PERCENT = 15
 ALIGN = 512  # align at the service's size, then area-resize to the pack size
 
@@ -77,8 +81,13 @@ def main() -> None:
                     help="skip faces smaller than this in their source (default: half the pack size)")
     ap.add_argument("--masks", choices=("landmarks", "none"), default="landmarks")
     ap.add_argument("--degraded-masks", type=int, default=2, help="degraded copies parsed per face")
+    ap.add_argument("--sources", default=",".join(SOURCES),
+                    help=f"comma-separated source folders; 'commercial' = {','.join(COMMERCIAL)} (CC-BY-4.0 only)")
     ap.add_argument("--from-pack", type=Path, help="resize an existing pack instead (e.g. 512 -> 256, seconds)")
     args = ap.parse_args()
+    sources = COMMERCIAL if args.sources == "commercial" else tuple(x.strip() for x in args.sources.split(","))
+    if not sources or set(sources) - set(SOURCES):
+        ap.error(f"--sources: a comma-separated subset of {', '.join(SOURCES)}, or 'commercial'")
     if args.from_pack:
         _resize_pack(args.from_pack, args.out, args.size, args.quality)
         return
@@ -92,7 +101,7 @@ def main() -> None:
     detector = FaceDetector(args.weights_dir, "cpu", max_side=800)
     (args.out / "faces").mkdir(parents=True, exist_ok=True)
     rows, crops, skipped = [], [], []
-    for source in SOURCES:
+    for source in sources:
         for path in sorted((args.faces_dir / source).glob("*")):
             if path.suffix.lower() not in (".jpg", ".jpeg", ".png"):
                 continue
@@ -124,6 +133,8 @@ def main() -> None:
           f"({len(val_people)} people); {size / 2**20:.1f} MiB in {args.out}")
     if skipped:
         print(f"skipped {len(skipped)}: " + ", ".join(skipped))
+    print("licences of the faces (weights trained on this pack inherit them): "
+          + "; ".join(sorted({f"{LICENCES[r['source']]}" for r in rows})))
 
 
 def _resize_pack(src: Path, out: Path, size: int, quality: int) -> None:
