@@ -22,7 +22,7 @@ from concurrent.futures import Future, wait
 from typing import Annotated, Any
 
 import redis
-from fastapi import FastAPI, Query, Request
+from fastapi import BackgroundTasks, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -39,6 +39,7 @@ from api.inputs import check_own_key, url_checker
 from api.pagination import newest_first, newest_first_page
 from api.ratelimit import ClientDep, reserve_in_flight
 from api.schemas import ErrorResponse, JobCreate, JobList, JobObject, job_object
+from db import dispatch
 from db import jobs as jobs_db
 from db.models import TERMINAL_STATUSES, Client, Job, JobStatus
 from db.session import get_engine, session_scope
@@ -326,7 +327,7 @@ def list_jobs(
 
 
 @app.post("/v1/jobs/{job_id}/cancel", response_model=JobObject, tags=["jobs"])
-def cancel_job(job_id: uuid.UUID, client: ClientDep) -> JobObject:
+def cancel_job(job_id: uuid.UUID, client: ClientDep, background: BackgroundTasks) -> JobObject:
     """Cancel a queued or running job. A running job's result is discarded when its worker finishes."""
     _own_job(job_id, client)
     with session_scope() as s:
@@ -335,4 +336,6 @@ def cancel_job(job_id: uuid.UUID, client: ClientDep) -> JobObject:
             current = s.get(Job, job_id)
             raise ApiError("job_not_cancelable", f"job {job_id} is already {current.status.value}")
     queue.notify_finished(job)
+    if job.batch_id is not None:
+        background.add_task(dispatch.dispatch_bulk)  # a batch item's fair-dispatch slot is free
     return job_object(job, get_storage())

@@ -96,6 +96,8 @@ def restore(self: Any, job_id: str) -> str:
                                f"gave up after {claim.job.attempts} attempts", worker=worker)
     if claim.outcome == "exhausted":
         queue.notify_finished(job)
+        if job is not None and job.batch_id is not None:
+            dispatch.dispatch_bulk()  # that failure freed its client's slot
     if claim.outcome != "claimed":
         # terminal: a redelivered message for a finished job; leased: another live worker has it
         # (the sweeper hands it over if that worker dies); missing: deleted.

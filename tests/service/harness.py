@@ -133,6 +133,11 @@ class Stack:
                                  "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h", "-E", "--without-mingle",
                                  "--without-gossip", "-l", "info"])
 
+    def start_beat(self) -> Proc:
+        """Celery beat: schedules the sweeper and retention."""
+        return self.spawn("beat", [str(BIN / "celery"), "-A", "worker.celery_app", "beat", "-l", "info",
+                                   "-s", str(self.tmp / "beat-schedule")])
+
     def wait_ready(self, name: str, timeout: float = 120) -> None:
         """Block until a Celery worker logged 'ready' (its child has loaded the pipeline)."""
         proc = self.procs[name]
@@ -325,8 +330,7 @@ def running_stack(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterato
         stack.spawn("api", [str(BIN / "uvicorn"), "api.app:app", "--host", "127.0.0.1", "--port", str(port)])
         stack.start_gpu_worker()
         stack.start_cpu_worker()
-        stack.spawn("beat", [str(BIN / "celery"), "-A", "worker.celery_app", "beat", "-l", "info",
-                             "-s", str(tmp / "beat-schedule")])
+        stack.start_beat()
         wait_until(lambda: httpx.get(f"{stack.api_url}/readyz", timeout=2).status_code == 200, 60, 0.3,
                    "API /readyz")
         for name in ("gpu", "cpu"):

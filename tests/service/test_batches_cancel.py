@@ -115,3 +115,49 @@ def test_cancel_with_nothing_running_completes_the_batch_in_the_call(
     time.sleep(3)
     (hit,) = receiver.for_path("/cancel-idle")
     assert json.loads(hit.body)["type"] == "batch.completed"
+
+
+def test_cancel_frees_the_clients_dispatch_slots_at_once(api: Api, stack: Stack, small_faces: list[bytes]) -> None:
+    """Canceled items that had been sent free their client's fair-dispatch slots: the client's next
+    batch is sent right away, not at the next sweep (beat is stopped here, so no sweep comes)."""
+    from harness import wait_until
+    from sqlalchemy import func, select
+
+    from db.models import Job
+    from db.session import session_scope
+    from portrait.settings import get_settings
+
+    cap = get_settings().bulk_in_flight_per_client
+    release = threading.Event()
+    srv = FileServer(lambda _path: (release.wait(60), (200, {}, small_faces[9]))[1])
+
+    def sent(batch_id: str) -> int:
+        with session_scope() as s:
+            return s.scalar(select(func.count()).where(Job.batch_id == batch_id, Job.enqueued_at.is_not(None)))
+
+    try:
+        single = api.http.post("/v1/jobs", json={"input": {"url": f"{srv.url}/hold.jpg"},
+                                                 "options": {"upscale": 1}}).json()
+        api.wait(single["id"], statuses=("running",), timeout=60)  # holds the only worker
+        prefix = client_prefix(api.client.id)
+        get_storage().put(f"{prefix}slots/0.jpg", small_faces[61], "image/jpeg")
+        item = {"key": f"{prefix}slots/0.jpg"}
+        first = api.http.post("/v1/batches", json={"items": [item] * cap, "options": {"upscale": 1}}).json()
+        wait_until(lambda: sent(first["id"]) == cap, 10, what="the first batch dispatched")
+        second = api.http.post("/v1/batches", json={"items": [item] * 2, "options": {"upscale": 1}}).json()
+        time.sleep(1)
+        assert sent(second["id"]) == 0, "the client's slots are full"
+        stack.procs["beat"].stop()
+        time.sleep(3)  # a sweep already scheduled has run by now
+        r = api.http.post(f"/v1/batches/{first['id']}/cancel")
+        assert r.status_code == 200 and r.json()["counts"]["canceled"] == cap, r.text
+        wait_until(lambda: sent(second["id"]) == 2, 10, what="the second batch dispatched after the cancel")
+        one = second["job_ids"][0]
+        assert api.http.post(f"/v1/jobs/{one}/cancel").status_code == 200
+        release.set()
+        assert wait_batch(api, second["id"], 60)["counts"]["succeeded"] == 1
+    finally:
+        release.set()
+        srv.close()
+        if not stack.procs["beat"].alive():
+            stack.start_beat()
