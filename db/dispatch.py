@@ -9,13 +9,15 @@ batch first within a client. With K clients busy, the queue holds at most K × t
 each client gets about 1/K of the bulk throughput; a newcomer's first items wait behind at most the
 cap of each other client's, not behind their whole batches.
 
-It runs after a batch is created (API), after each bulk task ends (worker: a slot was freed) and on
-every sweep (the safety net for a trigger lost to a crash). Concurrent dispatchers serialise on one
+It runs after a batch is created or canceled (API), after each bulk task ends (worker: a slot was
+freed) and on every sweep (the safety net for a trigger lost to a crash). Concurrent dispatchers serialise on one
 transaction-scoped advisory lock, so counts and picks cannot interleave and exceed the cap; rows
 locked by someone else (a batch being canceled) are skipped. The rows are marked sent and committed
 *before* their messages go out: a send that fails puts the unsent ones back to NULL, and a message
-Redis loses afterwards is found by the sweeper's usual rule (queued, sent more than QUEUED_STALE_S
-ago, bulk queue empty). Single jobs never pass through here.
+Redis loses afterwards (or one never sent because this process died after the commit) still counts
+against its client's cap; the sweeper re-sends it once it is QUEUED_STALE_S old and in neither the
+bulk queue nor the unacked set in Redis (worker/sweeper.py), even while other clients keep the queue
+busy. Single jobs never pass through here.
 """
 
 from __future__ import annotations

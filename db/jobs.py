@@ -20,6 +20,7 @@ transition that brings it to ``total`` is the one that completes the batch (``jo
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -235,18 +236,20 @@ def cancel_batch(s: Session, batch_id: uuid.UUID) -> list[Job]:
 
 
 def stale_queued(s: Session, older_than_s: float, limit: int = 500, *,
-                 bulk: bool | None = None) -> list[uuid.UUID]:
+                 bulk: bool | None = None, exclude: Collection[uuid.UUID] = ()) -> list[uuid.UUID]:
     """Queued jobs whose message was sent long ago (or, for single jobs, never): presumed lost.
 
     A batch item without a message (``enqueued_at`` NULL) is not lost but waiting for its client's
     turn (db/dispatch.py), which sends it. ``bulk`` restricts the scan to batch items (True) or
-    single jobs (False).
+    single jobs (False); ``exclude`` leaves out jobs known to have a message still in Redis.
     """
     cutoff = func.now() - timedelta(seconds=older_than_s)
     q = select(Job.id).where(Job.status == JobStatus.queued,
                              or_(Job.enqueued_at < cutoff, and_(Job.enqueued_at.is_(None), Job.batch_id.is_(None))))
     if bulk is not None:
         q = q.where(Job.batch_id.is_not(None) if bulk else Job.batch_id.is_(None))
+    if exclude:
+        q = q.where(Job.id.not_in(list(exclude)))
     return list(s.scalars(q.order_by(Job.created_at).limit(limit).with_for_update(skip_locked=True)))
 
 

@@ -18,11 +18,14 @@ item (the default ``round_robin`` would alternate). One child runs one job at a 
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import uuid
 from functools import lru_cache
 from typing import Any
 
+import redis
 from celery import Celery
 
 from portrait.settings import Settings, get_settings
@@ -82,6 +85,54 @@ def restore_queue(bulk: bool) -> str:
 
 def enqueue_restore(job_id: uuid.UUID | str, countdown: float | None = None, *, bulk: bool = False) -> None:
     producer().send_task(RESTORE_TASK, args=[str(job_id)], countdown=countdown, queue=restore_queue(bulk))
+
+
+#: Longest restore queue whose messages ``restore_messages`` reads (the bulk queue is bounded by the
+#: dispatcher at BULK_IN_FLIGHT_PER_CLIENT per busy client; a longer list is a backlog, not a loss).
+SCAN_MAX = 2000
+UNACKED_KEY = "unacked"  # kombu's Redis transport: delivered, not yet acknowledged messages
+
+
+def _restore_job_id(raw: bytes | str) -> str | None:
+    """The job id a raw kombu message (or unacked entry ``[message, exchange, routing_key]``) restores."""
+    try:
+        msg = json.loads(raw)
+        if isinstance(msg, list):
+            msg = msg[0]
+        if msg.get("headers", {}).get("task") != RESTORE_TASK:
+            return None
+        body = msg["body"]
+        if msg.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        decoded = json.loads(body)
+        args = decoded[0] if isinstance(decoded, list) else decoded.get("args")  # protocol 2 | 1
+        return str(uuid.UUID(str(args[0])))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
+
+
+def restore_messages(bulk: bool) -> set[str] | None:
+    """Job ids that still have a restore message in Redis: waiting in this queue's list, or delivered
+    to a worker and not acknowledged yet (reserved, running, or held for a retry's countdown; with
+    ``task_acks_late`` a message stays there until its task ends, and kombu puts it back in the list
+    if that worker dies). A queued job found in neither has lost its message.
+
+    None when it cannot tell: Redis unreachable, or the list longer than SCAN_MAX. (A message moving
+    from the list to the unacked set is in neither for an instant; the caller's re-send is then a
+    duplicate, which the claim's compare-and-set drops.)
+    """
+    name = restore_queue(bulk)
+    try:
+        r = redis.Redis.from_url(get_settings().redis_url, socket_timeout=5)
+        if r.llen(name) > SCAN_MAX:
+            return None
+        found = {_restore_job_id(raw) for raw in r.lrange(name, 0, SCAN_MAX)}
+        found.update(_restore_job_id(raw) for _, raw in r.hscan_iter(UNACKED_KEY, count=500))
+    except redis.RedisError:
+        log.warning("could not read the %s queue from Redis", name, exc_info=True)
+        return None
+    found.discard(None)
+    return found  # type: ignore[return-value]
 
 
 def enqueue_webhook(job_id: uuid.UUID | str, message_id: str, attempt: int = 1,

@@ -7,7 +7,7 @@ import time
 import uuid
 
 from harness import Api, FileServer, Stack, job_events
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from test_batches import wait_batch
 
 from db import batches as batches_db
@@ -110,3 +110,88 @@ def test_concurrent_dispatchers_never_exceed_the_cap(api: Api, small_faces: list
     for jid in ids:  # claimed once; none re-sent by the sweeper
         assert [(a, b) for a, b, _ in job_events(str(jid))] == [(None, "queued"), ("queued", "running"),
                                                                  ("running", "succeeded")]
+
+
+def _lost_batch(api: Api, faces: list[bytes], lost: int) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    """A batch whose first ``lost`` items are marked sent but have no message (the dispatcher committed
+    its picks and died before sending them, or Redis lost them)."""
+    prefix = client_prefix(api.client.id)
+    ids = [uuid.uuid4() for _ in faces]
+    items = []
+    for jid, data in zip(ids, faces, strict=True):
+        key = f"{prefix}lost/{jid}.jpg"
+        get_storage().put(key, data, "image/jpeg")
+        items.append(batches_db.NewItem(jid, key, "upload", None))
+    with session_scope() as s:
+        batch = batches_db.create(s, client_id=api.client.id, items=items, options={"upscale": 1},
+                                  webhook_url=None, webhook_events_filter=[])
+        s.execute(update(Job).where(Job.id.in_(ids[:lost])).values(enqueued_at=func.now()))
+    return batch.id, ids
+
+
+def test_lost_messages_are_resent_while_other_clients_keep_the_bulk_queue_busy(
+    stack: Stack, small_faces: list[bytes],
+) -> None:
+    """A client whose in-flight messages were lost is not stalled until every other client's batch ends.
+
+    Its lost items still count against its cap, so the dispatcher sends it nothing more; the sweeper
+    must re-send them although the bulk queue never empties (another client keeps it fed).
+    """
+    cap = get_settings().bulk_in_flight_per_client
+    a, x = Api(stack), Api(stack)
+    # Client A: 200 URL items, each held 0.3 s by its server: the bulk queue stays non-empty for a minute.
+    srv = FileServer(lambda _path: (time.sleep(0.3), (200, {}, small_faces[11]))[1])
+    try:
+        big = a.http.post("/v1/batches", json={"items": [{"url": f"{srv.url}/{i}.jpg"} for i in range(200)],
+                                               "options": {"upscale": 1}})
+        assert big.status_code == 202, big.text
+        big_id = big.json()["id"]
+        a.wait(big.json()["job_ids"][0], timeout=60)
+        batch_id, ids = _lost_batch(x, small_faces[120:120 + cap + 2], lost=cap)
+        assert dispatch.dispatch_bulk() == 0 or _in_flight([x.client.id])[x.client.id] == cap
+        done = wait_batch(x, str(batch_id), timeout=60)
+        assert done["counts"]["succeeded"] == cap + 2
+        assert a.http.get(f"/v1/batches/{big_id}").json()["status"] == "processing", "X waited for all of A"
+        for jid in ids[:cap]:
+            assert any(r and "sweeper" in r for _, _, r in job_events(str(jid)))
+        for jid in big.json()["job_ids"]:  # A's messages were waiting, never lost: none re-sent
+            assert not any(r and "sweeper" in r for _, _, r in job_events(jid))
+        assert a.http.post(f"/v1/batches/{big_id}/cancel").status_code == 200
+        wait_batch(a, big_id, timeout=60)
+    finally:
+        srv.close()
+        a.http.close()
+        x.http.close()
+
+
+def test_messages_waiting_behind_a_busy_worker_are_not_resent(api: Api, stack: Stack,
+                                                               small_faces: list[bytes]) -> None:
+    """The sweeper reads the bulk queue and the unacked set: messages waiting there longer than
+    QUEUED_STALE_S are not lost, so nothing is re-sent (no duplicates pile up)."""
+    import redis
+    from harness import wait_until
+
+    from portrait import queue
+
+    cap = get_settings().bulk_in_flight_per_client
+    release = threading.Event()
+    srv = FileServer(lambda _path: (release.wait(60), (200, {}, small_faces[5]))[1])
+    r = redis.Redis.from_url(stack.env["REDIS_URL"])
+    try:
+        single = api.http.post("/v1/jobs", json={"input": {"url": f"{srv.url}/hold.jpg"},
+                                                 "options": {"upscale": 1}}).json()
+        api.wait(single["id"], statuses=("running",), timeout=60)  # holds the only worker
+        batch = _batch(api, small_faces[130:130 + cap + 1], "waiting")
+        wait_until(lambda: r.llen(stack.env["GPU_BULK_QUEUE"]) == cap, 10, what="the batch dispatched")
+        present = queue.restore_messages(bulk=True)
+        assert present is not None and set(batch["job_ids"][:cap]) <= present
+        assert single["id"] in queue.restore_messages(bulk=False), "the running job's message is unacked"
+        time.sleep(get_settings().queued_stale_s + 3 * get_settings().sweep_interval_s)
+        assert r.llen(stack.env["GPU_BULK_QUEUE"]) == cap, "re-sent although waiting"
+        release.set()
+        assert wait_batch(api, batch["id"], 60)["counts"]["succeeded"] == cap + 1
+    finally:
+        release.set()
+        srv.close()
+    for jid in batch["job_ids"]:
+        assert not any(r and "sweeper" in r for _, _, r in job_events(jid))
