@@ -85,12 +85,19 @@ def dispatch_bulk() -> int:
 
 
 def _unmark(ids: list[uuid.UUID]) -> None:
-    """Back to 'not sent' (only while still queued), so the next dispatch sends them."""
+    """Back to 'not sent' (only while still queued), so the next dispatch sends them.
+
+    The rows are locked in id order first, as ``db.jobs.cancel_batch`` locks them: two multi-row
+    updates taking the same rows in different orders can deadlock (Postgres would abort one).
+    """
     if not ids:
         return
     try:
         with session_scope() as s:
-            s.execute(update(Job).where(Job.id.in_(ids), Job.status == JobStatus.queued)
-                      .values(enqueued_at=None))
+            locked = list(s.scalars(select(Job.id).where(Job.id.in_(ids), Job.status == JobStatus.queued)
+                                    .order_by(Job.id).with_for_update()))
+            if locked:
+                s.execute(update(Job).where(Job.id.in_(locked), Job.status == JobStatus.queued)
+                          .values(enqueued_at=None))
     except Exception:  # noqa: BLE001 - left marked: the sweeper's lost-message rule re-sends them
         log.exception("could not unmark %d unsent batch items", len(ids))

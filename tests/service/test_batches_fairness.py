@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 
+import pytest
 from harness import Api, FileServer, Stack, job_events
 from sqlalchemy import func, select, update
 from test_batches import wait_batch
@@ -195,3 +196,44 @@ def test_messages_waiting_behind_a_busy_worker_are_not_resent(api: Api, stack: S
         srv.close()
     for jid in batch["job_ids"]:
         assert not any(r and "sweeper" in r for _, _, r in job_events(jid))
+
+
+def test_a_failed_send_puts_the_unsent_items_back_in_line(api: Api, stack: Stack, small_faces: list[bytes],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis refuses the second message of a dispatch: the first item is in flight, the others are
+    waiting again (not counted against the client's cap with no message), and the next dispatch sends them.
+    Beat is stopped so that no sweep dispatches or re-sends meanwhile."""
+    cap = get_settings().bulk_in_flight_per_client
+    assert cap >= 2, "the test needs room for a second message"
+    prefix = client_prefix(api.client.id)
+    keys = [f"{prefix}unsent/{i}.jpg" for i in range(cap)]
+    for i, key in enumerate(keys):
+        get_storage().put(key, small_faces[60 + i], "image/jpeg")
+    items = [batches_db.NewItem(uuid.uuid4(), k, "object") for k in keys]
+    real_send = dispatch.queue.enqueue_restore
+    calls: list[uuid.UUID] = []
+
+    def flaky_send(jid: uuid.UUID, *, bulk: bool = False) -> None:
+        calls.append(jid)
+        if len(calls) > 1:
+            raise ConnectionError("redis went away")
+        real_send(jid, bulk=bulk)
+
+    stack.procs["beat"].stop()
+    try:
+        with session_scope() as s:  # committed, not yet dispatched
+            batch = batches_db.create(s, client_id=api.client.id, items=items, options={"upscale": 1},
+                                      webhook_url=None, webhook_events_filter=[])
+        monkeypatch.setattr(dispatch.queue, "enqueue_restore", flaky_send)
+        assert dispatch.dispatch_bulk() == 1
+        with session_scope() as s:
+            waiting = s.scalar(select(func.count()).where(Job.batch_id == batch.id, dispatch.UNDISPATCHED))
+        assert waiting == cap - 1
+        monkeypatch.setattr(dispatch.queue, "enqueue_restore", real_send)
+        done = wait_batch(api, str(batch.id), timeout=120)  # each finished item dispatches the next ones
+    finally:
+        stack.start_beat()
+    assert done["counts"]["succeeded"] == cap
+    for it in items:
+        assert [(a, b) for a, b, _ in job_events(str(it.job_id))] == [
+            (None, "queued"), ("queued", "running"), ("running", "succeeded")]
