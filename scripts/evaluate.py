@@ -123,8 +123,9 @@ def main() -> None:
     if ours is not None:
         runs += [("ours" if len(modes) == 1 else f"ours, {m} masks", ours, m) for m in modes]
 
-    def labels_for(mode: str, faces: np.ndarray, has_clean: bool) -> np.ndarray | None:
-        if mode == "clean" and has_clean:
+    def labels_for(mode: str, faces: np.ndarray) -> np.ndarray | None:
+        """Masks for ``faces`` from one source; ``clean`` is the validation faces' own."""
+        if mode == "clean":
             return clean
         if mode == "degraded" and parser is not None:
             return parser.parse(faces)
@@ -143,7 +144,7 @@ def main() -> None:
         parsed: dict[str, np.ndarray | None] = {}
         for name, fn, mode in runs:
             if mode not in parsed:
-                parsed[mode] = labels_for(mode, lq, True)
+                parsed[mode] = labels_for(mode, lq)
             out = outs[name] = fn(lq, parsed[mode])
             vals = {"psnr": [psnr(a, b) for a, b in zip(out, gt, strict=True)],
                     "ssim": [ssim(a, b) for a, b in zip(out, gt, strict=True)],
@@ -158,7 +159,7 @@ def main() -> None:
     wild_files = sorted(p for p in args.wild.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     if wild_files:
         wild = np.stack([read_rgb(p, SIZE) for p in wild_files])
-        wild_labels = {m: labels_for(m, wild, False) for m in {mode for _, _, mode in runs if mode != "clean"}}
+        wild_labels = {m: labels_for(m, wild) for m in {mode for _, _, mode in runs if mode != "clean"}}
         for name, fn, mode in runs:
             if mode == "clean":  # no clean face to parse
                 continue

@@ -134,7 +134,7 @@ def main() -> None:
     if skipped:
         print(f"skipped {len(skipped)}: " + ", ".join(skipped))
     print("licences of the faces (weights trained on this pack inherit them): "
-          + "; ".join(sorted({f"{LICENCES[r['source']]}" for r in rows})))
+          + "; ".join(sorted({LICENCES[r["source"]] for r in rows})))
 
 
 def _resize_pack(src: Path, out: Path, size: int, quality: int) -> None:

@@ -537,15 +537,14 @@ def main() -> None:
     if args.compact:
         compact_checkpoint(args.compact, args.out)
         return
-    overrides = {"data": {"pack": args.pack}} if args.pack else None
     if args.config:
-        cfg = load_config(args.config, overrides)
+        cfg = load_config(args.config)
     elif args.resume:  # go on with the run's own configuration
         cfg = load_config(None, json.loads((args.resume / "state.json").read_text())["config"])
-        if args.pack:
-            cfg["data"]["pack"] = args.pack
     else:
         ap.error("--config is required (or --resume, to go on with the checkpoint's own configuration)")
+    if args.pack:
+        cfg["data"]["pack"] = args.pack
     r = train(cfg, args.out, args.resume, args.init, args.max_minutes, args.max_iters, args.weights_dir)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({"done": r}))
