@@ -7,9 +7,11 @@ labels onto ONE class set, :data:`PART_CLASSES`. Two real backends exist:
   ears, neck, glasses and clothes, but not irises. Their weights are downloaded by real deployments
   into ``<weights_dir>/facexlib``; they are absent on development machines.
 * ``landmarks``: MediaPipe Face Landmarker v2 (478-point mesh) run through ``ai_edge_litert``; the mesh is
-  rasterised into polygons. It sees skin, brows, eyes, irises, nose, lips and the inner mouth, and can
-  NEVER produce ``hair``, ``ears``, ``neck``, ``eyeglasses``, ``accessories`` or ``cloth`` (those pixels
-  stay ``background``).
+  rasterised into polygons (skin, brows, eyes, irises, nose, lips, inner mouth). MediaPipe Selfie
+  Segmentation (a person mask) then outlines what the mesh cannot see, and :func:`split_person` divides
+  the person pixels outside the mesh into ``hair``, ``ears``, ``neck`` and ``cloth`` by their place
+  relative to the face and their colour relative to its skin. It never produces ``eyeglasses`` or
+  ``accessories`` (:data:`LANDMARK_ABSENT`).
 
 ``none`` returns all-background maps: the mask-free path (the generator also accepts ``mask=None``).
 """
@@ -38,18 +40,18 @@ PART_CLASSES: list[str] = [
     "nose",         # 5
     "lips",         # 6  upper + lower lip
     "inner_mouth",  # 7  teeth, tongue, the dark between the lips
-    "hair",         # 8  CelebA parsers only
-    "ears",         # 9  CelebA parsers only (earrings go to accessories)
-    "neck",         # 10 CelebA parsers only
+    "hair",         # 8  landmarks: person mask above/beside the face, not skin-coloured
+    "ears",         # 9  landmarks: skin-coloured person pixels beside the face (CelebA: earrings -> accessories)
+    "neck",         # 10 landmarks: skin-coloured person pixels below the mouth (neck, bare shoulders)
     "eyeglasses",   # 11 CelebA parsers only
     "accessories",  # 12 CelebA parsers only: hat, earring, necklace
-    "cloth",        # 13 CelebA parsers only
+    "cloth",        # 13 landmarks: person pixels below the chin that are neither skin nor hair-coloured
 ]
 NUM_PART_CLASSES: int = len(PART_CLASSES)
 _C = {name: i for i, name in enumerate(PART_CLASSES)}
 
 #: Classes the landmark backend can never produce (document for training: mask dropout covers them).
-LANDMARK_ABSENT: frozenset[str] = frozenset({"hair", "ears", "neck", "eyeglasses", "accessories", "cloth"})
+LANDMARK_ABSENT: frozenset[str] = frozenset({"eyeglasses", "accessories"})
 #: Classes the CelebAMask-HQ parsers can never produce.
 CELEBA_ABSENT: frozenset[str] = frozenset({"irises"})
 
@@ -230,6 +232,101 @@ def template_prior(size: int = FACE_SIZE) -> np.ndarray:
     return lab
 
 
+class SelfieSegmenter:
+    """MediaPipe Selfie Segmentation (``selfie_segmentation.tflite``): person probability of aligned faces.
+
+    Input 256 x 256 RGB in [0, 1]; on 512 aligned faces it outlines head, hair, ears, neck and shoulders,
+    heavily degraded faces too. Output upsampled to the face size.
+    """
+
+    MODEL_IN = 256
+
+    def __init__(self, path: Path, num_threads: int = 2) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interp = Interpreter(model_path=str(path), num_threads=num_threads)
+        self._in = self._interp.get_input_details()[0]["index"]
+        self._out = self._interp.get_output_details()[0]["index"]
+        self._interp.allocate_tensors()
+        self._batch = 1
+        self._lock = threading.Lock()
+
+    def person(self, faces: np.ndarray) -> np.ndarray:
+        """uint8 N x S x S x 3 RGB -> float32 N x S x S person probability."""
+        size = self.MODEL_IN
+        x = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in faces])
+        x = x.astype(np.float32) * (1.0 / 255.0)
+        with self._lock:
+            if len(x) != self._batch:
+                self._interp.resize_tensor_input(self._in, [len(x), size, size, 3])
+                self._interp.allocate_tensors()
+                self._batch = len(x)
+            self._interp.set_tensor(self._in, x)
+            self._interp.invoke()
+            p = self._interp.get_tensor(self._out).reshape(len(x), size, size).copy()
+        side = faces.shape[1]
+        return np.stack([cv2.resize(m, (side, side), interpolation=cv2.INTER_LINEAR) for m in p])
+
+
+def _colour_model(lab_img: np.ndarray, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Robust centre and spread (median, 1.4826 MAD) of CIELAB colours under ``sel``; None if too few."""
+    px = lab_img[sel]
+    if len(px) < 50:
+        return None
+    med = np.median(px, axis=0)
+    return med, 1.4826 * np.median(np.abs(px - med), axis=0)
+
+
+def _close(lab_img: np.ndarray, model: tuple[np.ndarray, np.ndarray] | None, k: float,
+           floor: tuple[float, float, float]) -> np.ndarray:
+    if model is None:
+        return np.zeros(lab_img.shape[:2], bool)
+    med, spread = model
+    tol = np.maximum(k * spread, np.asarray(floor, np.float32))
+    return np.all(np.abs(lab_img - med) <= tol, axis=-1)
+
+
+def split_person(labels: np.ndarray, person: np.ndarray, face: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Label the person pixels the mesh left as background: ``hair``, ``ears``, ``neck`` or ``cloth``.
+
+    ``labels``: the mesh's S x S class map; ``person``: S x S person probability; ``face``: the S x S x 3 RGB
+    crop. Geometry comes from the mesh's face region (top, chin, sides, eye and mouth rows); colour from
+    its skin (CIELAB median and MAD). Skin-coloured pixels beside the face between the eyes and mouth are
+    ears, below the mouth neck; the rest above the chin is hair; below the chin, pixels coloured like the
+    hair above the forehead are hair (long hair on the shoulders), the others cloth. Heuristic, but it gives
+    the generator where the hair and shoulders are, which the mesh alone cannot.
+    """
+    out = labels.copy()
+    facemask = labels > 0
+    rest = (person >= threshold) & ~facemask
+    if not facemask.any() or not rest.any():
+        return out
+    ys, xs = np.nonzero(facemask)
+    y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
+    h, w = float(y1 - y0 + 1), float(x1 - x0 + 1)
+    cx = 0.5 * (x0 + x1)
+
+    def row(classes: tuple[str, ...], default: float) -> float:
+        r = np.nonzero(np.isin(labels, [_C[c] for c in classes]))[0]
+        return float(r.mean()) if len(r) else y0 + default * h
+
+    eye_y, mouth_y = row(("eyes", "irises"), 0.45), row(("lips", "inner_mouth"), 0.8)
+    lab_img = cv2.cvtColor(face, cv2.COLOR_RGB2LAB).astype(np.float32)
+    yy, xx = np.mgrid[: labels.shape[0], : labels.shape[1]]
+    skinlike = _close(lab_img, _colour_model(lab_img, labels == _C["skin"]), 2.5, (18.0, 6.0, 6.0))
+    above = rest & (yy < y0 + 0.05 * h)
+    hairlike = _close(lab_img, _colour_model(lab_img, above & ~skinlike), 2.5, (12.0, 5.0, 5.0)) & ~skinlike
+
+    beside = (np.abs(xx - cx) > 0.5 * w - 0.08 * w) & (np.abs(xx - cx) < 0.5 * w + 0.2 * w)
+    ears = rest & skinlike & beside & (yy > eye_y - 0.12 * h) & (yy < mouth_y)
+    neck = rest & skinlike & (yy >= mouth_y) & ~ears
+    below = rest & (yy > y1) & ~neck
+    cloth = below & ~hairlike
+    hair = rest & ~ears & ~neck & ~cloth
+    out[hair], out[ears], out[neck], out[cloth] = _C["hair"], _C["ears"], _C["neck"], _C["cloth"]
+    return out
+
+
 class Mesh(NamedTuple):
     """Mesh model output for a batch: ``points`` N x 478 x 3 (x, y in 512-px coordinates), ``presence``
     N logits, ``spread`` N: disagreement between the test-time views in eye distances (0.02-0.1 on good
@@ -261,9 +358,11 @@ class LandmarkParser:
     MAX_SPREAD = 0.2
     MAX_TEMPLATE_ERROR = 25.0
 
-    def __init__(self, task_path: Path, num_threads: int = 2, tta: bool = True) -> None:
+    def __init__(self, task_path: Path, num_threads: int = 2, tta: bool = True,
+                 segmenter: Path | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
+        self.segmenter = SelfieSegmenter(segmenter, num_threads) if segmenter else None
         with zipfile.ZipFile(task_path) as z:
             content = z.read("face_landmarks_detector.tflite")
         self._interp = Interpreter(model_content=content, num_threads=num_threads)
@@ -334,10 +433,13 @@ class LandmarkParser:
         faces = _check_faces(faces)
         out = np.empty(faces.shape[:3], dtype=np.uint8)
         for i in range(0, len(faces), batch_size):
-            mesh = self.landmarks(faces[i:i + batch_size])
+            chunk = faces[i:i + batch_size]
+            mesh = self.landmarks(chunk)
+            person = self.segmenter.person(chunk) if self.segmenter is not None else None
             for j, (lm, spread) in enumerate(zip(mesh.points, mesh.spread, strict=True)):
                 ok = spread <= self.MAX_SPREAD or template_landmark_error(lm) <= self.MAX_TEMPLATE_ERROR
-                out[i + j] = rasterise_landmarks(lm) if ok else template_prior()
+                lab = rasterise_landmarks(lm) if ok else template_prior()
+                out[i + j] = split_person(lab, person[j], chunk[j]) if person is not None else lab
         return out
 
 
@@ -367,13 +469,17 @@ def get_parser(backend: str = "auto", weights_dir: Path | str | None = None,
         return CelebAParser(backend, path, device=device)
     if backend == "landmarks":
         path = wd / "landmarks" / "face_landmarker.task"
-        if not path.is_file():
-            raise WeightsMissing(f"face parser 'landmarks' needs {path} (MediaPipe Face Landmarker v2 .task)")
-        return LandmarkParser(path)
+        seg = wd / "segmentation" / "selfie_segmentation.tflite"
+        for p, what in ((path, "MediaPipe Face Landmarker v2 .task"),
+                        (seg, "MediaPipe Selfie Segmentation, from the mediapipe==0.10.14 wheel")):
+            if not p.is_file():
+                raise WeightsMissing(f"face parser 'landmarks' needs {p} ({what})")
+        return LandmarkParser(path, segmenter=seg)
     raise ValueError(f"unknown parser backend {backend!r}; use auto, bisenet, parsenet, landmarks or none")
 
 
 __all__ = [
     "PART_CLASSES", "NUM_PART_CLASSES", "LANDMARK_ABSENT", "CELEBA_ABSENT", "FaceParser", "get_parser",
-    "one_hot",    "rasterise_landmarks", "template_prior", "celeba_lut", "BISENET_LABELS", "PARSENET_LABELS",
+    "one_hot", "rasterise_landmarks", "split_person", "SelfieSegmenter", "template_prior", "celeba_lut",
+    "BISENET_LABELS", "PARSENET_LABELS",
 ]

@@ -21,6 +21,7 @@ from restoration.parsing import (
     celeba_lut,
     get_parser,
     one_hot,
+    split_person,
     template_prior,
 )
 
@@ -121,8 +122,13 @@ def test_landmark_parser_real_faces(landmark_parser, faces: np.ndarray) -> None:
     for lab in labels:
         present = {PART_CLASSES[i] for i in np.unique(lab)}
         assert present.isdisjoint(LANDMARK_ABSENT)
-        assert {"skin", "brows", "eyes", "irises", "nose", "lips"} <= present
+        assert {"skin", "brows", "eyes", "irises", "nose", "lips", "hair"} <= present
         _assert_parts_in_place(lab)
+        # the person mask adds what the mesh cannot see: hair above the eyes, neck below the mouth
+        hair_y = np.nonzero(lab == C["hair"])[0]
+        assert (lab == C["hair"]).mean() > 0.03 and np.median(hair_y) < TEMPLATE[0, 1]
+        if (lab == C["neck"]).any():
+            assert np.median(np.nonzero(lab == C["neck"])[0]) > TEMPLATE[3, 1]
     # batching does not change the result
     assert np.array_equal(landmark_parser.parse(faces[1:]), labels[1:])
     mesh = landmark_parser.landmarks(faces)
@@ -150,6 +156,33 @@ def test_landmark_parser_falls_back_on_noise(landmark_parser) -> None:
     lab = landmark_parser.parse(noise)[0]
     assert lab.shape == (512, 512)
     assert np.array_equal(lab, template_prior()) or (lab != 0).any()
+
+
+def test_split_person_by_place_and_colour() -> None:
+    """A drawn portrait: skin-coloured face oval, dark hair above it, skin-coloured neck and ears, a blue
+    shirt and dark hair falling on the shoulders; person = all of them."""
+    size = 512
+    skin, hair, shirt = (225, 175, 145), (50, 35, 25), (40, 60, 200)
+    img = np.full((size, size, 3), 240, np.uint8)
+    person = np.zeros((size, size), np.float32)
+    cv2.ellipse(img, (256, 150), (170, 120), 0, 0, 360, hair, -1)            # hair above the head
+    cv2.rectangle(img, (60, 420), (452, 511), shirt, -1)                      # shirt
+    cv2.rectangle(img, (70, 380), (130, 511), hair, -1)                       # long hair on a shoulder
+    cv2.rectangle(img, (210, 330), (302, 440), skin, -1)                      # neck
+    for cx in (140, 372):
+        cv2.ellipse(img, (cx, 250), (22, 40), 0, 0, 360, skin, -1)           # ears
+    labels = np.zeros((size, size), np.uint8)
+    cv2.ellipse(labels, (256, 250), (115, 150), 0, 0, 360, C["skin"], -1)
+    cv2.ellipse(labels, (256, 350), (40, 14), 0, 0, 360, C["lips"], -1)
+    for cx in (210, 302):
+        cv2.ellipse(labels, (cx, 230), (22, 9), 0, 0, 360, C["eyes"], -1)
+    img[labels == C["skin"]] = skin
+    person[(img != 240).any(-1)] = 1.0
+    out = split_person(labels, person, img)
+    assert np.array_equal(out[labels > 0], labels[labels > 0])    # the mesh's parts stay as they are
+    assert out[60, 256] == C["hair"] and out[250, 125] == C["ears"] and out[250, 387] == C["ears"]
+    assert out[430, 256] == C["neck"] and out[490, 400] == C["cloth"] and out[480, 100] == C["hair"]
+    assert out[5, 5] == C["background"]
 
 
 def test_template_prior_parts_in_place() -> None:
