@@ -46,6 +46,7 @@ from restoration.degrade import Option, Preset, Step
 from restoration.errors import WeightsMissing
 from restoration.generator import Generator, GeneratorConfig, save_generator
 from restoration.paths import default_weights_dir
+from restoration.precision import resolve_precision
 from restoration.training import losses as L
 from restoration.training.data import (
     Augment,
@@ -78,7 +79,8 @@ DEFAULTS: dict[str, Any] = {
              "adv": 0.0, "adv_start": 0, "r1_gamma": 10.0, "r1_every": 16},
     "optim": {"lr_g": 2e-3, "lr_d": 2e-3, "betas": [0.0, 0.99], "ema_halflife_kimg": 10.0,
               "ema_rampup": 0.05, "grad_clip": 1.0},
-    "train": {"max_iters": 100_000, "log_every": 50, "val_every": 1000, "ckpt_minutes": 3.0},
+    "train": {"max_iters": 100_000, "log_every": 50, "val_every": 1000, "ckpt_minutes": 3.0,
+              "precision": "auto", "channels_last": True},
     "checkpoint": {"fp16": True, "optimizer": True},
 }
 
@@ -236,6 +238,7 @@ class Validator:
         from restoration.degrade import degrade
 
         d = cfg["data"]
+        self.weights_dir = weights_dir
         entries = read_pack(d["pack"], "val")[: d["val_faces"]]
         size = d["size"]
         gts, lqs, masks = [], [], []
@@ -263,21 +266,27 @@ class Validator:
             print(f"validation without identity cosine: {e}")
         self.baseline = self.score(to_uint8(self.lq))
 
-    def score(self, out: np.ndarray) -> dict[str, float]:
-        from restoration.metrics import psnr, ssim
+    def score(self, out: np.ndarray, with_niqe: bool = False) -> dict[str, float]:
+        from restoration.metrics import niqe, psnr, ssim
 
         r = {"psnr": float(np.mean([psnr(a, b) for a, b in zip(out, self.gt, strict=True)])),
              "ssim": float(np.mean([ssim(a, b) for a, b in zip(out, self.gt, strict=True)]))}
         if self.identity is not None:
             r["id_cos"] = float(np.mean(self.identity.cosine(out, self.gt)))
+        if with_niqe:  # ~0.3 s a face: the final validation of a chunk only
+            try:
+                r["niqe"] = float(np.mean([niqe(o, self.weights_dir) for o in out]))
+            except Exception as e:  # no NIQE parameters: the other figures still count
+                print(f"validation without NIQE: {e}")
         return r
 
     @torch.no_grad()
-    def run(self, g: torch.nn.Module, batch: int = 8) -> tuple[dict[str, float], np.ndarray]:
+    def run(self, g: torch.nn.Module, batch: int = 8, with_niqe: bool = False
+            ) -> tuple[dict[str, float], np.ndarray]:
         outs = [to_uint8(g(self.lq[i:i + batch], self.mask[i:i + batch], noise_mode="fixed").float())
                 for i in range(0, len(self.lq), batch)]
         out = np.concatenate(outs)
-        return self.score(out), out
+        return self.score(out, with_niqe), out
 
     def grid(self, out: np.ndarray, n: int = 8) -> np.ndarray:
         """Rows of (input | output | ground truth)."""
@@ -330,8 +339,12 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
         torch.backends.cudnn.benchmark = True
     else:
         device = torch.device("cpu")
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast(
-        "cpu", enabled=False)
+    # bf16 autocast where the hardware computes bf16 (CUDA, AMX / AVX512-BF16 CPUs), else fp32
+    precision = resolve_precision(str(cfg["train"].get("precision", "auto")), device)
+    if rank == 0:
+        print(f"precision: {precision} on {device}")
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    fmt = torch.channels_last if cfg["train"].get("channels_last", True) else torch.contiguous_format
     weights_dir = Path(weights_dir or default_weights_dir())
     seed, d, lc, oc, tc = cfg["seed"], cfg["data"], cfg["loss"], cfg["optim"], cfg["train"]
     max_iters = max_iters or tc["max_iters"]
@@ -340,9 +353,9 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
     log_path = ckpt_dir / "log.jsonl"
 
     torch.manual_seed(seed)
-    g = Generator(generator_config(cfg)).to(device)
+    g = Generator(generator_config(cfg)).to(device, memory_format=fmt)
     dcfg = DiscriminatorConfig(size=d["size"], **cfg["discriminator"])
-    disc = Discriminator(dcfg).to(device)
+    disc = Discriminator(dcfg).to(device, memory_format=fmt)
     g_ema = copy.deepcopy(g).eval().requires_grad_(False)
     betas = tuple(oc["betas"])
     opt_g = torch.optim.Adam(g.parameters(), lr=oc["lr_g"], betas=betas)
@@ -425,9 +438,9 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
         t_step = now
         batch = next(data_iter)
         torch.manual_seed(seed * 1_000_003 + it * world + rank)
-        lq = batch["lq"].to(device, non_blocking=True)
-        gt = batch["gt"].to(device, non_blocking=True)
-        mask = batch["mask"].to(device, non_blocking=True)
+        lq = batch["lq"].to(device, non_blocking=True).contiguous(memory_format=fmt)
+        gt = batch["gt"].to(device, non_blocking=True).contiguous(memory_format=fmt)
+        mask = batch["mask"].to(device, non_blocking=True).contiguous(memory_format=fmt)
         adv_on = lc["adv"] > 0 and it >= lc["adv_start"]
 
         # --- generator step
@@ -442,13 +455,14 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
             if vgg is not None:
                 terms["vgg"] = vgg(fake, gt)
             if adv_on or lc["fm"]:
-                logits_f, feats_f = disc(fake, features=True)
+                # one D pass over [fake; real]: D is frozen and the reals need no gradient
+                n = fake.shape[0]
+                both = torch.cat([fake, gt]) if lc["fm"] else fake
+                logits, feats = disc(both, features=True)
                 if adv_on:
-                    terms["adv"] = L.g_adv_loss(logits_f)
+                    terms["adv"] = L.g_adv_loss(logits[:n])
                 if lc["fm"]:
-                    with torch.no_grad():
-                        _, feats_r = disc(gt, features=True)
-                    terms["fm"] = L.feature_matching(feats_f, feats_r)
+                    terms["fm"] = L.feature_matching([f[:n] for f in feats], [f[n:] for f in feats])
         total = sum(lc[k] * v.float() for k, v in terms.items() if lc.get(k))
         opt_g.zero_grad(set_to_none=True)
         total.backward()
@@ -462,7 +476,8 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
         if adv_on:
             disc.requires_grad_(True)
             with amp:
-                ld = L.d_adv_loss(disc(gt), disc(fake.detach()))
+                logits = disc(torch.cat([gt, fake.detach()]))
+                ld = L.d_adv_loss(logits[: gt.shape[0]], logits[gt.shape[0]:])
             loss_d = ld
             if lc["r1_gamma"] and it % lc["r1_every"] == 0:
                 r1 = L.r1_penalty(disc, gt)
@@ -505,7 +520,7 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
     if validator is not None:
         import cv2
 
-        scores, outs = validator.run(g_ema)
+        scores, outs = validator.run(g_ema, with_niqe=True)
         _append_log(log_path, {"iter": it, "val": scores, "final": True})
         cv2.imwrite(str(out / "samples.png"), validator.grid(outs)[..., ::-1])
         last = dict(last, val=scores)
