@@ -10,7 +10,7 @@ export WEIGHTS_DIR ?= $(SHARED)/weights
 export FACES_DIR ?= $(SHARED)/faces
 STAMP := $(VENV)/.installed
 
-.PHONY: install services test lint demo dev api worker worker-cpu flower beat migrate bench clean
+.PHONY: install services test lint demo dev api worker worker-cpu flower beat migrate bench clean pack train
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -57,6 +57,16 @@ flower: install
 # api + worker + beat + flower against the local services (and a local SeaweedFS as S3).
 dev: install services
 	scripts/dev.sh
+
+# The commercial (CC-BY-4.0) training pack in data/pack (ignored: third-party faces), ~3 min.
+pack: install
+	$(BIN)/python scripts/make_pack.py --out data/pack --size 512 --sources commercial
+
+# One CPU training chunk: niced, resumes from training/resume/, ends by itself after MINUTES, writes the
+# compact checkpoint + LOG.md row back (scripts/train_chunk.sh). Commit training/ afterwards.
+MINUTES ?= 140
+train: install
+	MINUTES=$(MINUTES) PYTHON=$(BIN)/python scripts/train_chunk.sh
 
 bench: install
 	$(BIN)/python benchmarks/pipeline.py

@@ -135,3 +135,33 @@ def test_time_budget_stops_and_saves(mini_pack: Path, tmp_path: Path) -> None:
     state, _ = load_checkpoint(tmp_path / "budget" / "ckpt")
     assert 0 < state["iteration"] == r["iter"] < 10**6
     assert __import__("time").monotonic() - T.T_START < 15
+
+
+def test_chunk_command_resumes_from_the_committed_state_and_logs_a_row(mini_pack: Path, tmp_path: Path) -> None:
+    """`make train`'s script twice: the second chunk goes on from the first one's compact checkpoint (as a
+    new session would, with no out/ folder), and each appends its row to the log."""
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    log_md = tmp_path / "LOG.md"
+    log_md.write_text("# log\n\n" + "\n".join([
+        "| date | chunk | stage (config) | iterations | images seen | CPU min | GPU min "
+        "| val PSNR / SSIM / id cos / NIQE | notes |", "|---|---|---|---|---|---|---|---|---|", "", "## more", ""]))
+    resume = tmp_path / "resume"
+    for iters in (4, 8):
+        env = dict(os.environ, CONFIG="restoration/training/configs/tiny.yaml", PACK=str(mini_pack),
+                   OUT=str(tmp_path / "out"), RESUME_DIR=str(resume), LOG_MD=str(log_md), ITERS=str(iters),
+                   MINUTES="5", PYTHON=sys.executable)
+        r = subprocess.run(["bash", "scripts/train_chunk.sh"], cwd=root, env=env, capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        assert json.loads((resume / "state.json").read_text())["iteration"] == iters
+        shutil.rmtree(tmp_path / "out")  # the next session has only what was committed
+    rows = [x for x in log_md.read_text().splitlines() if x.startswith("| 20")]
+    assert len(rows) == 2
+    assert "| 1 |" in rows[0] and "0 → 4" in rows[0] and "| 2 |" in rows[1] and "4 → 8" in rows[1]
+    assert (resume / "samples.jpg").is_file() and not any(resume.glob("*.tmp"))
