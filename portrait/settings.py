@@ -61,8 +61,10 @@ class Settings(BaseSettings):
     page_size_max: int = 100
     url_allowlist: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Hosts or CIDRs (e.g. '127.0.0.1/32', 'images.internal') that input and webhook URLs may reach "
-                    "although they are not public addresses (tests, named internal sources). Comma-separated or JSON.",
+        description="Hosts, addresses or CIDRs, each best scoped to a port or range ('127.0.0.1:9371', "
+                    "'10.0.0.0/8:443', 'images.internal:8443', '[::1]:8080', '127.0.0.1:31000-31999'), that input and "
+                    "webhook URLs may reach although they are not public addresses (tests, named internal sources). "
+                    "An entry without a port opens every port of it. Comma-separated or JSON.",
     )
     url_max_redirects: int = Field(5, description="Redirects followed when fetching an input URL (each re-checked).")
     wait_max_s: float = Field(60.0, description="Longest hold of 'Prefer: wait=N' on POST /v1/jobs, seconds.")
@@ -141,7 +143,22 @@ class Settings(BaseSettings):
         """Accept ``a,b`` as well as a JSON list from the environment."""
         if isinstance(v, str):
             v = v.strip()
-            return json.loads(v) if v.startswith("[") else [x.strip() for x in v.split(",") if x.strip()]
+            if v.startswith("["):  # a JSON list, or a bracketed IPv6 entry such as [::1]:8080
+                try:
+                    return json.loads(v)
+                except json.JSONDecodeError:
+                    pass
+            return [x.strip() for x in v.split(",") if x.strip()]
+        return v
+
+    @field_validator("url_allowlist")
+    @classmethod
+    def _valid_entries(cls, v: list[str]) -> list[str]:
+        """A malformed entry fails at start-up, not silently at the first URL."""
+        from portrait.urlguard import parse_allow_entry  # urlguard imports this module
+
+        for entry in v:
+            parse_allow_entry(entry)
         return v
 
     @property

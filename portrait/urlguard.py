@@ -12,7 +12,10 @@ metadata service at 169.254.169.254 / fd00:ec2::254). So:
   help;
 * redirects are followed by hand, each hop checked again; size and total-time caps.
 
-URL_ALLOWLIST (hosts or CIDRs) lets tests and on-premise deployments reach named internal addresses.
+URL_ALLOWLIST lets tests and on-premise deployments reach named internal addresses: hosts, addresses or
+CIDRs, each optionally scoped to a port or port range (``127.0.0.1:9371``, ``10.0.0.0/8:443``,
+``images.internal:8443``, ``[::1]:8080``, ``127.0.0.1:31000-31999``). Scope them: an entry without a port
+lets every client's URL reach every port of that address — Flower, Redis, Postgres on loopback.
 The API checks at submit (fast refusal, a clear 422) and the worker checks again at fetch/POST time
 (DNS may have changed since).
 """
@@ -89,15 +92,57 @@ def resolve(host: str, port: int) -> tuple[IP, ...]:
     return tuple(seen)
 
 
-def _allowlisted(host: str, ip: IP, allowlist: list[str]) -> bool:
-    for entry in allowlist:
-        try:
-            if ip in ipaddress.ip_network(entry, strict=False):
-                return True
-        except ValueError:
-            if entry.lower().rstrip(".") == host.lower().rstrip("."):
-                return True
-    return False
+@dataclass(frozen=True)
+class AllowEntry:
+    """One URL_ALLOWLIST entry: a network or a host name, and the ports it covers (None = all)."""
+
+    net: ipaddress.IPv4Network | ipaddress.IPv6Network | None
+    host: str | None
+    ports: tuple[int, int] | None
+
+    def covers(self, host: str, ip: IP, port: int) -> bool:
+        if self.ports is not None and not self.ports[0] <= port <= self.ports[1]:
+            return False
+        if self.net is not None:
+            return ip.version == self.net.version and ip in self.net
+        return self.host == host.lower().rstrip(".")
+
+
+def _port_range(text: str, entry: str) -> tuple[int, int]:
+    lo, _, hi = text.partition("-")
+    if not lo.isdigit() or (hi and not hi.isdigit()):
+        raise ValueError(f"URL_ALLOWLIST entry {entry!r}: bad port {text!r}")
+    rng = (int(lo), int(hi or lo))
+    if not 1 <= rng[0] <= rng[1] <= 65535:
+        raise ValueError(f"URL_ALLOWLIST entry {entry!r}: ports must be 1..65535, low to high")
+    return rng
+
+
+def parse_allow_entry(entry: str) -> AllowEntry:
+    """``host``, ``ip``, ``cidr``, each optionally ``:port`` or ``:lo-hi``; IPv6 with a port in brackets.
+
+    A bare IPv6 address or CIDR (several colons, no brackets) has no port part.
+    """
+    text, ports = entry.strip(), None
+    if text.startswith("["):
+        close = text.find("]")
+        rest = text[close + 1:] if close > 0 else "?"
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"URL_ALLOWLIST entry {entry!r}: expected [address]:port")
+        text, ports = text[1:close], (_port_range(rest[1:], entry) if rest else None)
+    elif text.count(":") == 1:
+        text, port = text.split(":")
+        ports = _port_range(port, entry)
+    if not text:
+        raise ValueError(f"URL_ALLOWLIST entry {entry!r} names no host")
+    try:
+        return AllowEntry(ipaddress.ip_network(text, strict=False), None, ports)
+    except ValueError:
+        return AllowEntry(None, text.lower().rstrip("."), ports)
+
+
+def _allowlisted(host: str, ip: IP, port: int, allowlist: list[str]) -> bool:
+    return any(parse_allow_entry(e).covers(host, ip, port) for e in allowlist)
 
 
 def check(url: str | httpx.URL, settings: Settings,
@@ -119,8 +164,9 @@ def check(url: str | httpx.URL, settings: Settings,
     if not ips:
         raise UrlRefused(f"{u.host} does not resolve")
     for ip in ips:
-        if not is_public(ip) and not _allowlisted(u.host, ip, settings.url_allowlist):
-            raise UrlRefused(f"{u.host} resolves to {ip}, which is not a public address")
+        if not is_public(ip) and not _allowlisted(u.host, ip, port, settings.url_allowlist):
+            raise UrlRefused(f"{u.host} resolves to {ip}, which is not a public address "
+                             f"(nor allow-listed for port {port})")
     return Target(u, ips)
 
 

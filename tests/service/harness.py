@@ -40,6 +40,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: Loopback ports the tests' own receivers and file servers listen on, and the only loopback ports the
+#: stack's URL_ALLOWLIST opens (below Linux's ephemeral range, so the API and Flower never land in it).
+URL_PORTS = (31000, 31999)
+
+
+def url_port() -> int:
+    """A free loopback port inside URL_PORTS, for a server the stack may reach by URL."""
+    for _ in range(200):
+        p = random.randint(*URL_PORTS)
+        if _port_free(p):
+            return p
+    raise RuntimeError(f"no free port in {URL_PORTS}")
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -237,7 +251,7 @@ class WebhookReceiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", url_port()), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -270,7 +284,7 @@ class FileServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", url_port()), Handler)
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -314,7 +328,7 @@ def running_stack(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterato
             "WEBHOOK_BACKOFF_BASE_S": "0.5",
             "WEBHOOK_MAX_ATTEMPTS": "4",
             "ALLOW_HTTP_URLS": "true",
-            "URL_ALLOWLIST": "127.0.0.1/32",  # the tests' own receivers and file servers
+            "URL_ALLOWLIST": "127.0.0.1:{}-{}".format(*URL_PORTS),  # the tests' receivers and file servers
             "RETENTION_INTERVAL_S": "2",
             "MAX_UPLOAD_BYTES": str(8 * 1024 * 1024),
             "OMP_NUM_THREADS": "2",

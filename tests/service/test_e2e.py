@@ -6,7 +6,7 @@ import io
 import json
 
 import httpx
-from harness import Api, Stack, WebhookReceiver, job_events, wait_until
+from harness import Api, Stack, WebhookReceiver, job_events, url_port, wait_until
 from PIL import Image
 from standardwebhooks.webhooks import Webhook
 
@@ -106,7 +106,7 @@ def test_json_submit_of_a_url(api: Api, stack: Stack, portrait_jpeg: bytes) -> N
         def log_message(self, *a: object) -> None:
             pass
 
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Serve)
+    srv = ThreadingHTTPServer(("127.0.0.1", url_port()), Serve)
     Thread(target=srv.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{srv.server_address[1]}/face.jpg"

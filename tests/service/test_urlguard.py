@@ -64,6 +64,24 @@ def test_allowlist_by_cidr_and_by_host(monkeypatch: pytest.MonkeyPatch) -> None:
         urlguard.check("https://other.internal/a.jpg", settings(url_allowlist=["images.internal"]))
 
 
+def test_allowlist_entries_can_name_a_port_or_range() -> None:
+    s = settings(url_allowlist=["127.0.0.1:9371", "10.0.0.0/8:443", "images.internal:8000-8099", "[::1]:8080"])
+    assert urlguard.check("http://127.0.0.1:9371/a", s)
+    for refused in ("http://127.0.0.1:5555/api/worker/shutdown/x", "http://127.0.0.1/a", "http://[::1]:5555/",
+                    "http://10.1.2.3:6379/"):
+        with pytest.raises(UrlRefused, match="not a public address"):
+            urlguard.check(refused, s)
+    assert urlguard.check("https://10.1.2.3/a.jpg", s) and urlguard.check("http://[::1]:8080/", s)
+    assert urlguard.check("http://127.0.0.1:9371/", settings(url_allowlist="127.0.0.1:9371,[::1]:8080"))
+
+
+@pytest.mark.parametrize("entry", ["127.0.0.1:0", "127.0.0.1:99999", "127.0.0.1:x", "[::1]8080", ":80",
+                                   "h:9-3"])
+def test_a_malformed_allowlist_entry_fails_at_start_up(entry: str) -> None:
+    with pytest.raises(ValueError, match="URL_ALLOWLIST"):
+        settings(url_allowlist=[entry])
+
+
 ROUTES = {"/to-metadata": "http://169.254.169.254/latest/meta-data/", "/to-img": "/img", "/loop": "/loop",
           "/to-ten": "http://10.0.0.1/img"}
 
