@@ -51,8 +51,9 @@ worker-cpu: install
 beat: install
 	$(BIN)/celery -A worker.celery_app beat -l info
 
+# Needs FLOWER_BASIC_AUTH=user:password: flowerconfig.py refuses to start an open Flower.
 flower: install
-	$(BIN)/celery -A worker.celery_app flower --port=5555
+	$(BIN)/celery -A worker.celery_app flower --port=5555 --address=127.0.0.1
 
 # api + worker + beat + flower against the local services (and a local SeaweedFS as S3).
 dev: install services

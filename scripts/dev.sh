@@ -31,8 +31,9 @@ $BIN/celery -A worker.celery_app worker -P prefork -c 1 -Q gpu,gpu-bulk -n gpu@%
 $BIN/celery -A worker.celery_app worker -P threads -c 4 -Q webhooks,maintenance -n cpu@%h -E -l info \
   >"$RUN/cpu.log" 2>&1 & pids+=($!)
 $BIN/celery -A worker.celery_app beat -l info -s "$RUN/beat-schedule" >"$RUN/beat.log" 2>&1 & pids+=($!)
-FLOWER_UNAUTHENTICATED_API=true $BIN/celery -A worker.celery_app flower --port=5555 --address=127.0.0.1 \
-  >"$RUN/flower.log" 2>&1 & pids+=($!)
-echo "API http://127.0.0.1:8000/docs   Flower http://127.0.0.1:5555   logs in $RUN/"
+# Flower never runs without authentication (flowerconfig.py refuses): a random password unless one is set
+export FLOWER_BASIC_AUTH=${FLOWER_BASIC_AUTH:-dev:$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+$BIN/celery -A worker.celery_app flower --port=5555 --address=127.0.0.1 >"$RUN/flower.log" 2>&1 & pids+=($!)
+echo "API http://127.0.0.1:8000/docs   Flower http://127.0.0.1:5555 ($FLOWER_BASIC_AUTH)   logs in $RUN/"
 echo "Create a client: $BIN/portrait create-client dev"
 wait -n

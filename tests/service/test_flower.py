@@ -6,14 +6,26 @@ import httpx
 from harness import BIN, Api, Stack, free_port, wait_until
 
 
+def test_flower_refuses_to_run_without_authentication(stack: Stack) -> None:
+    """An open Flower lets anyone who reaches its port stop the workers (/api/worker/shutdown)."""
+    for env in ({"FLOWER_BASIC_AUTH": ""}, {"FLOWER_BASIC_AUTH": "a:b", "FLOWER_UNAUTHENTICATED_API": "true"}):
+        flower = stack.spawn("flower-open", [str(BIN / "celery"), "-A", "worker.celery_app", "flower",
+                                             f"--port={free_port()}", "--address=127.0.0.1"], extra_env=env)
+        assert flower.popen.wait(60) != 0
+        assert "refusing to start Flower" in flower.tail()
+
+
 def test_flower_sees_the_workers(stack: Stack, api: Api, portrait_jpeg: bytes) -> None:
     port = free_port()
     flower = stack.spawn("flower", [str(BIN / "celery"), "-A", "worker.celery_app", "flower",
                                     f"--port={port}", "--address=127.0.0.1"],
-                         extra_env={"FLOWER_UNAUTHENTICATED_API": "true"})
+                         extra_env={"FLOWER_BASIC_AUTH": "ops:s3cret"})
+    auth = ("ops", "s3cret")
     try:
         base = f"http://127.0.0.1:{port}"
-        workers = wait_until(lambda: httpx.get(f"{base}/api/workers", params={"refresh": "true"},
+        wait_until(lambda: httpx.get(f"{base}/api/workers", timeout=10).status_code == 401, 60, 1.0,
+                   "Flower up, refusing requests without credentials")
+        workers = wait_until(lambda: httpx.get(f"{base}/api/workers", params={"refresh": "true"}, auth=auth,
                                                timeout=10).json(), 60, 1.0, "Flower /api/workers")
         names = set(workers)
         assert any(n.startswith("gpu-") for n in names), names
@@ -22,7 +34,7 @@ def test_flower_sees_the_workers(stack: Stack, api: Api, portrait_jpeg: bytes) -
         assert stack.env["GPU_QUEUE"] in {q["name"] for q in gpu["active_queues"]}
         # Task events reach Flower: a restore task shows up in its task list.
         job = api.wait(api.submit(portrait_jpeg, options='{"upscale": 1}').json()["id"])
-        tasks = wait_until(lambda: [t for t in httpx.get(f"{base}/api/tasks", timeout=10).json().values()
+        tasks = wait_until(lambda: [t for t in httpx.get(f"{base}/api/tasks", auth=auth, timeout=10).json().values()
                                     if t.get("name") == "portrait.restore" and job["id"] in str(t.get("args"))],
                            30, 1.0, "the restore task in Flower")
         assert tasks[0]["state"] == "SUCCESS"
