@@ -50,6 +50,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # a child loads the pipeline in worker_process_init, before it reports UP to its parent
+        worker_proc_alive_timeout=settings.worker_start_timeout_s,
         task_soft_time_limit=settings.task_soft_time_limit_s,
         task_time_limit=settings.task_time_limit_s,
         broker_transport_options={"visibility_timeout": settings.task_time_limit_s + 300,

@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     max_batch_faces: int = Field(8, description="Faces per generator batch.")
     task_soft_time_limit_s: int = Field(240, description="Soft limit of one restoration task.")
     task_time_limit_s: int = Field(300, description="Hard limit; the child is killed past it.")
+    worker_start_timeout_s: float = Field(
+        180.0, description="How long a new worker child may take to load the pipeline before the parent gives up on "
+                           "it (Celery's worker_proc_alive_timeout, 4 s by default: shorter than a model load, so "
+                           "every replacement child was killed in a loop).")
     max_attempts: int = Field(3, description="Attempts before a job fails with attempts_exhausted.")
     lease_s: int = Field(60, description="A running job whose heartbeat is older is presumed dead.")
     heartbeat_s: float = Field(10.0, description="How often a running task renews its lease.")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 import uuid
 
@@ -41,6 +43,29 @@ def test_worker_killed_mid_job_still_finishes_once(api: Api, stack: Stack, recei
     wait_until(lambda: receiver.for_path("/killed"), 30, what="webhook")
     time.sleep(3)
     assert len(receiver.for_path("/killed")) == 1, "one terminal webhook, not one per attempt"
+
+
+def test_a_killed_worker_child_is_replaced_once_and_serves(api: Api, stack: Stack, solvay_png: bytes,
+                                                          portrait_jpeg: bytes) -> None:
+    """Any child death (OOM, hard time limit) makes the parent start a new child, which loads the pipeline
+    before it reports UP. Celery's default 4 s wait for that was shorter than the load: each replacement
+    was killed in turn, and the worker served nothing for a minute."""
+    import subprocess
+
+    gpu = stack.procs["gpu"]
+    job = api.submit(solvay_png, "solvay.png", options='{"upscale": 1}').json()
+    api.wait(job["id"], statuses=("running",), timeout=60)
+    children = subprocess.run(["pgrep", "-P", str(gpu.popen.pid)], capture_output=True, text=True).stdout.split()
+    assert len(children) == 1, children
+    t0 = time.monotonic()
+    os.kill(int(children[0]), signal.SIGKILL)
+    done = api.wait(job["id"], timeout=240)
+    assert done["status"] == "succeeded" and done["attempts"] == 2, done
+    after = api.wait(api.submit(portrait_jpeg, options='{"upscale": 1}').json()["id"], timeout=120)
+    assert after["status"] == "succeeded"
+    log = gpu.log.read_text(errors="replace")
+    assert "Timed out waiting for UP message" not in log
+    assert gpu.alive() and time.monotonic() - t0 < 200
 
 
 def test_lost_message_is_recovered_by_the_sweeper(api: Api, stack: Stack, portrait_jpeg: bytes) -> None:
