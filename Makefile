@@ -44,9 +44,9 @@ api: install
 worker: install
 	$(BIN)/celery -A worker.celery_app worker -P prefork -c 1 -Q gpu,gpu-bulk -E -l info
 
-# CPU worker: webhooks, sweeper and retention; never loads the model.
+# CPU worker: URL-input fetches, webhooks, sweeper and retention; never loads the model.
 worker-cpu: install
-	$(BIN)/celery -A worker.celery_app worker -P threads -c 8 -Q webhooks,maintenance -E -l info
+	$(BIN)/celery -A worker.celery_app worker -P threads -c 8 -Q fetch,webhooks,maintenance -E -l info
 
 beat: install
 	$(BIN)/celery -A worker.celery_app beat -l info

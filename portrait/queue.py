@@ -37,6 +37,7 @@ WEBHOOK_TASK = "portrait.deliver_webhook"
 BATCH_WEBHOOK_TASK = "portrait.deliver_batch_webhook"
 SWEEP_TASK = "portrait.sweep"
 RETENTION_TASK = "portrait.retention"
+FETCH_TASK = "portrait.fetch_input"
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
@@ -65,6 +66,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
             BATCH_WEBHOOK_TASK: {"queue": settings.webhook_queue},
             SWEEP_TASK: {"queue": settings.maintenance_queue},
             RETENTION_TASK: {"queue": settings.maintenance_queue},
+            FETCH_TASK: {"queue": settings.fetch_queue},
         },
         beat_schedule={
             "sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval_s},
@@ -87,6 +89,11 @@ def restore_queue(bulk: bool) -> str:
 
 def enqueue_restore(job_id: uuid.UUID | str, countdown: float | None = None, *, bulk: bool = False) -> None:
     producer().send_task(RESTORE_TASK, args=[str(job_id)], countdown=countdown, queue=restore_queue(bulk))
+
+
+def enqueue_fetch(job_id: uuid.UUID | str) -> None:
+    """Fetch a job's URL input on the CPU queue (worker/fetch.py), which then sends its restore message."""
+    producer().send_task(FETCH_TASK, args=[str(job_id)])
 
 
 #: Longest restore queue whose messages ``restore_messages`` reads (the bulk queue is bounded by the

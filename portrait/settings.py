@@ -56,7 +56,8 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(50_000_000, description="Largest accepted input, pixels (w*h).")
     max_image_side: int = Field(12_000, description="Largest accepted input side, pixels.")
     min_image_side: int = Field(16, description="Smallest accepted input side, pixels.")
-    url_fetch_timeout_s: float = Field(15.0, description="Timeout for fetching an https input URL.")
+    url_fetch_timeout_s: float = Field(
+        15.0, description="Total deadline for fetching an input URL: every redirect, the headers and the body.")
     allow_http_urls: bool = Field(False, description="Accept plain http:// input URLs (tests only).")
     page_size_max: int = 100
     url_allowlist: Annotated[list[str], NoDecode] = Field(
@@ -124,6 +125,7 @@ class Settings(BaseSettings):
     )
     webhook_queue: str = Field("webhooks", description="Queue consumed by webhook senders.")
     maintenance_queue: str = Field("maintenance", description="Queue for the sweeper.")
+    fetch_queue: str = Field("fetch", description="Queue of URL-input fetches (CPU workers; never a GPU's time).")
 
     # --- webhooks -----------------------------------------------------------------------------
     webhook_timeout_s: float = Field(10.0, description="Per-attempt timeout of a webhook POST.")

@@ -10,7 +10,9 @@ metadata service at 169.254.169.254 / fd00:ec2::254). So:
 * the connection goes to that resolved IP (the URL's host is swapped for the IP, with ``Host`` and
   TLS SNI/certificate check still on the name), so DNS rebinding between check and connect does not
   help;
-* redirects are followed by hand, each hop checked again; size and total-time caps.
+* redirects are followed by hand, each hop checked again; a size cap, and a **total** deadline on every
+  request (URL_FETCH_TIMEOUT_S, WEBHOOK_TIMEOUT_S) that holds even against a server that dribbles its
+  headers a byte at a time.
 
 URL_ALLOWLIST lets tests and on-premise deployments reach named internal addresses: hosts, addresses or
 CIDRs, each optionally scoped to a port or port range (``127.0.0.1:9371``, ``10.0.0.0/8:443``,
@@ -22,12 +24,13 @@ The API checks at submit (fast refusal, a clear 422) and the worker checks again
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import urljoin
 
 import httpx
@@ -35,6 +38,7 @@ import httpx
 from portrait.settings import Settings
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+T = TypeVar("T")
 REDIRECTS = (301, 302, 303, 307, 308)
 
 # Ranges refused even where ``is_global`` says otherwise (or to be explicit about the ones that matter).
@@ -170,9 +174,23 @@ def check(url: str | httpx.URL, settings: Settings,
     return Target(u, ips)
 
 
-@contextmanager
-def _pinned(client: httpx.Client, method: str, target: Target, timeout: float,
-            **kw: object) -> Iterator[httpx.Response]:
+def _with_deadline(seconds: float, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``make()`` on a fresh event loop, cancelled after ``seconds`` in all (raises TimeoutError).
+
+    Why asyncio: httpx's sync timeouts bound each socket operation, not the request, so a server that
+    sends its response headers one byte every few seconds held a worker for minutes. Cancellation of
+    the task is a total deadline, whatever the server does. Callers are sync (Celery tasks, threads).
+    """
+    async def run() -> T:
+        async with asyncio.timeout(seconds):
+            return await make()
+
+    return asyncio.run(run())
+
+
+@asynccontextmanager
+async def _pinned(client: httpx.AsyncClient, method: str, target: Target, timeout: float,
+                  **kw: object) -> AsyncIterator[httpx.Response]:
     """Send to the resolved IP; ``Host`` and TLS (SNI, certificate name) still use the URL's host."""
     u = target.url
     headers = dict(kw.pop("headers", None) or {})  # type: ignore[call-overload]
@@ -180,26 +198,26 @@ def _pinned(client: httpx.Client, method: str, target: Target, timeout: float,
     extensions = {"sni_hostname": u.host} if u.scheme == "https" else {}
     req = client.build_request(method, u.copy_with(host=str(target.ips[0])), headers=headers,
                                extensions=extensions, timeout=timeout, **kw)  # type: ignore[arg-type]
-    resp = client.send(req, stream=True, follow_redirects=False)
+    resp = await client.send(req, stream=True, follow_redirects=False)
     try:
         yield resp
     finally:
-        resp.close()
+        await resp.aclose()
 
 
 def fetch(url: str, settings: Settings, *, max_bytes: int | None = None) -> bytes:
-    """GET an input URL: checked hop by hop, pinned, at most MAX_UPLOAD_BYTES and URL_FETCH_TIMEOUT_S."""
+    """GET an input URL: checked hop by hop, pinned, at most MAX_UPLOAD_BYTES, and all of it (every
+    redirect, the headers, the body) within URL_FETCH_TIMEOUT_S."""
     limit = max_bytes or settings.max_upload_bytes
-    deadline = time.monotonic() + settings.url_fetch_timeout_s
+    total = settings.url_fetch_timeout_s
     current = url
-    try:
-        with httpx.Client() as client:
+
+    async def get() -> bytes:
+        nonlocal current
+        async with httpx.AsyncClient() as client:
             for _ in range(settings.url_max_redirects + 1):
                 target = check(current, settings)
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise UrlFetchError(f"GET {url} took longer than {settings.url_fetch_timeout_s} s")
-                with _pinned(client, "GET", target, left) as r:
+                async with _pinned(client, "GET", target, total) as r:
                     if r.status_code in REDIRECTS and "location" in r.headers:
                         current = urljoin(str(target.url), r.headers["location"])
                         continue
@@ -209,22 +227,33 @@ def fetch(url: str, settings: Settings, *, max_bytes: int | None = None) -> byte
                     if declared.isdigit() and int(declared) > limit:
                         raise UrlFetchError(f"{current} is larger than {limit} bytes")
                     chunks, size = [], 0
-                    for chunk in r.iter_bytes():
+                    async for chunk in r.aiter_bytes():
                         size += len(chunk)
                         if size > limit:
                             raise UrlFetchError(f"{current} is larger than {limit} bytes")
-                        if time.monotonic() > deadline:
-                            raise UrlFetchError(f"GET {url} took longer than {settings.url_fetch_timeout_s} s")
                         chunks.append(chunk)
                     return b"".join(chunks)
             raise UrlFetchError(f"GET {url}: more than {settings.url_max_redirects} redirects")
+
+    try:
+        return _with_deadline(total, get)
+    except TimeoutError as e:
+        raise UrlFetchError(f"GET {url} took longer than {total:g} s") from e
     except httpx.HTTPError as e:
         raise UrlFetchError(f"GET {current} failed: {type(e).__name__}") from e
 
 
 def post(url: str, body: bytes | str, headers: dict[str, str], settings: Settings, timeout: float) -> int:
-    """POST (webhooks): checked and pinned, redirects not followed. Returns the status code."""
+    """POST (webhooks): checked and pinned, redirects not followed, answered within ``timeout`` seconds
+    in all (else ``httpx.TimeoutException``). Returns the status code."""
     target = check(url, settings)
-    with httpx.Client() as client, _pinned(client, "POST", target, timeout, content=body,
-                                           headers=headers) as r:
-        return r.status_code
+
+    async def send() -> int:
+        async with httpx.AsyncClient() as client, _pinned(client, "POST", target, timeout, content=body,
+                                                          headers=headers) as r:
+            return r.status_code
+
+    try:
+        return _with_deadline(timeout, send)
+    except TimeoutError as e:
+        raise httpx.TimeoutException(f"no complete answer within {timeout:g} s") from e

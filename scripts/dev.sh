@@ -28,7 +28,7 @@ $BIN/portrait migrate
 
 $BIN/uvicorn api.app:app --host 127.0.0.1 --port 8000 >"$RUN/api.log" 2>&1 & pids+=($!)
 $BIN/celery -A worker.celery_app worker -P prefork -c 1 -Q gpu,gpu-bulk -n gpu@%h -E -l info >"$RUN/gpu.log" 2>&1 & pids+=($!)
-$BIN/celery -A worker.celery_app worker -P threads -c 4 -Q webhooks,maintenance -n cpu@%h -E -l info \
+$BIN/celery -A worker.celery_app worker -P threads -c 4 -Q fetch,webhooks,maintenance -n cpu@%h -E -l info \
   >"$RUN/cpu.log" 2>&1 & pids+=($!)
 $BIN/celery -A worker.celery_app beat -l info -s "$RUN/beat-schedule" >"$RUN/beat.log" 2>&1 & pids+=($!)
 # Flower never runs without authentication (flowerconfig.py refuses): a random password unless one is set

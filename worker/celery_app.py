@@ -2,8 +2,8 @@
 
 GPU workers run ``-P prefork -c 1 -Q gpu,gpu-bulk`` (interactive first: the order is the priority,
 see portrait/queue.py): one child per GPU, which loads the pipeline once *after* fork
-(``worker_process_init``), so the parent never touches CUDA. CPU workers for webhooks, the sweeper
-and retention run ``-Q webhooks,maintenance`` and never load the model.
+(``worker_process_init``), so the parent never touches CUDA. CPU workers for URL fetches, webhooks,
+the sweeper and retention run ``-Q fetch,webhooks,maintenance`` and never load the model.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from portrait.queue import make_celery
 from portrait.settings import get_settings
 
 app = make_celery()
-app.conf.include = ["worker.tasks", "worker.webhooks", "worker.sweeper", "worker.retention"]
+app.conf.include = ["worker.tasks", "worker.fetch", "worker.webhooks", "worker.sweeper", "worker.retention"]
 
 log = logging.getLogger("portrait.worker")
 

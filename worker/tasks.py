@@ -26,7 +26,6 @@ from db.session import session_scope
 from portrait import queue
 from portrait.settings import get_settings
 from portrait.storage import ObjectMissing, get_storage, result_key
-from portrait.urlguard import UrlFetchError, UrlRefused, fetch
 from restoration.errors import RestorationError
 from restoration.options import RestoreOptions
 from worker.celery_app import app
@@ -58,13 +57,14 @@ class _Heartbeat(threading.Thread):
                 log.warning("heartbeat failed for %s", self.job_id, exc_info=True)
 
 
-def _read_input(job: Job) -> bytes:
-    storage, settings = get_storage(), get_settings()
-    if job.input_source == "url" and storage.size(job.input_key) is None:
-        data = fetch(job.input_url or "", settings)
-        storage.put(job.input_key, data)
-        return data
-    return storage.get(job.input_key)
+def _needs_fetch(jid: uuid.UUID) -> bool:
+    """A queued URL job whose input is not stored yet: worker/fetch.py fetches it, not this GPU."""
+    with session_scope() as s:
+        job = s.get(Job, jid)
+        if job is None or job.status != JobStatus.queued or job.input_source != "url":
+            return False
+        key = job.input_key
+    return get_storage().size(key) is None
 
 
 def _notify_start(job: Job) -> None:
@@ -88,6 +88,9 @@ def restore(self: Any, job_id: str) -> str:
     settings = get_settings()
     jid = uuid.UUID(job_id)
     worker = self.request.hostname or "worker"
+    if _needs_fetch(jid):
+        queue.enqueue_fetch(jid)
+        return "fetching"
     with session_scope() as s:
         claim = jobs_db.claim(s, jid, worker=worker, lease_s=settings.lease_s,
                               max_attempts=settings.max_attempts)
@@ -110,7 +113,7 @@ def restore(self: Any, job_id: str) -> str:
     beat.start()
     t0 = time.perf_counter()
     try:
-        data = _read_input(job)
+        data = get_storage().get(job.input_key)
         options = RestoreOptions.model_validate(job.options or {})
         result = get_restorer().restore_bytes(data, options)
         fmt = result.format
@@ -140,10 +143,6 @@ def restore(self: Any, job_id: str) -> str:
         _fail(jid, attempt, worker, e.code, e.message)
     except ObjectMissing:
         _fail(jid, attempt, worker, "input_missing", f"input object {job.input_key!r} does not exist")
-    except UrlRefused as e:
-        _fail(jid, attempt, worker, "url_not_allowed", str(e))
-    except UrlFetchError as e:
-        _fail(jid, attempt, worker, "input_fetch_failed", str(e))
     except SoftTimeLimitExceeded:
         _fail(jid, attempt, worker, "timeout", f"ran past {settings.task_soft_time_limit_s} s")
     except TRANSIENT as e:

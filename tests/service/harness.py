@@ -142,8 +142,9 @@ class Stack:
                                  "-E", "--without-mingle", "--without-gossip", "-l", "info"], extra_env)
 
     def start_cpu_worker(self, name: str = "cpu") -> Proc:
+        queues = ",".join(self.env[q] for q in ("FETCH_QUEUE", "WEBHOOK_QUEUE", "MAINTENANCE_QUEUE"))
         return self.spawn(name, [str(BIN / "celery"), "-A", "worker.celery_app", "worker", "-P", "threads",
-                                 "-c", "4", "-Q", f"{self.env['WEBHOOK_QUEUE']},{self.env['MAINTENANCE_QUEUE']}",
+                                 "-c", "4", "-Q", queues,
                                  "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h", "-E", "--without-mingle",
                                  "--without-gossip", "-l", "info"])
 
@@ -293,6 +294,47 @@ class FileServer:
         self.server.shutdown()
 
 
+class DribbleServer:
+    """A hostile loopback server: reads the request, then sends a response's headers one byte every
+    ``interval`` seconds and never finishes them (each socket read returns data, so per-read timeouts
+    never fire). ``served`` counts connections."""
+
+    def __init__(self, interval: float = 0.5, limit_s: float = 120.0) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", url_port()))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.interval, self.limit_s, self.served = interval, limit_s, 0
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.served += 1
+            threading.Thread(target=self._dribble, args=(conn,), daemon=True).start()
+
+    def _dribble(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            with contextlib.suppress(OSError):
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                end = time.monotonic() + self.limit_s
+                while time.monotonic() < end and not self._closed.is_set():
+                    conn.sendall(b"a")
+                    time.sleep(self.interval)
+
+    def close(self) -> None:
+        self._closed.set()
+        self.sock.close()
+
+
 @contextlib.contextmanager
 def running_stack(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
     """Start everything; yield the stack; tear it all down (database dropped, Redis DB flushed)."""
@@ -319,6 +361,7 @@ def running_stack(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterato
             "GPU_BULK_QUEUE": f"gpu-bulk-{suffix}",
             "WEBHOOK_QUEUE": f"webhooks-{suffix}",
             "MAINTENANCE_QUEUE": f"maintenance-{suffix}",
+            "FETCH_QUEUE": f"fetch-{suffix}",
             "DEVICE": "cpu",
             "LEASE_S": "6",
             "HEARTBEAT_S": "1",

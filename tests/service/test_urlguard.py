@@ -6,7 +6,7 @@ import ipaddress
 from collections.abc import Iterator
 
 import pytest
-from harness import FileServer
+from harness import DribbleServer, FileServer
 
 from portrait import urlguard
 from portrait.settings import Settings
@@ -141,3 +141,24 @@ def test_webhook_post_is_guarded(server: tuple[str, list[str]]) -> None:
         urlguard.post("http://169.254.169.254/hook", b"{}", {}, settings(), timeout=2)
     with pytest.raises(UrlRefused):
         urlguard.post(f"http://{server[0]}/hook", b"{}", {}, settings(), timeout=2)
+
+
+def test_fetch_and_post_have_a_total_deadline_against_a_header_dribbling_server() -> None:
+    """Each socket read returns a byte, so a per-read timeout never fires: the deadline is on the whole."""
+    import time
+
+    import httpx
+
+    srv = DribbleServer(interval=0.2)
+    try:
+        s = settings(url_allowlist=[f"127.0.0.1:{srv.port}"], url_fetch_timeout_s=1.5)
+        t0 = time.monotonic()
+        with pytest.raises(UrlFetchError, match="longer than 1.5 s"):
+            urlguard.fetch(f"{srv.url}/img.jpg", s)
+        assert time.monotonic() - t0 < 3.0
+        t0 = time.monotonic()
+        with pytest.raises(httpx.TimeoutException):
+            urlguard.post(f"{srv.url}/hook", b"{}", {}, s, timeout=1.0)
+        assert time.monotonic() - t0 < 2.5
+    finally:
+        srv.close()

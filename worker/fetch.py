@@ -1,0 +1,52 @@
+"""URL inputs are fetched on a CPU queue (FETCH_QUEUE), never on a GPU worker's time.
+
+A restore message for a job whose URL input is not in storage yet is handed here by the GPU task before
+it claims the job (worker/tasks.py); this task fetches the URL through portrait/urlguard.py (SSRF checks
+at every hop, size cap, and a total URL_FETCH_TIMEOUT_S deadline), stores it under the job's input key
+and sends the restore message again. A slow or hostile origin so costs one CPU thread for at most
+URL_FETCH_TIMEOUT_S, and a GPU nothing. A refused or failed fetch fails the job (``url_not_allowed``,
+``input_fetch_failed``) while it is still queued. Duplicate fetch messages (the sweeper re-sends a queued
+job's message when it sees none) are harmless: the key is the same and the claim drops extra restores.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from db import dispatch
+from db import jobs as jobs_db
+from db.models import Job, JobStatus
+from db.session import session_scope
+from portrait import queue
+from portrait.settings import get_settings
+from portrait.storage import get_storage
+from portrait.urlguard import UrlFetchError, UrlRefused, fetch
+from worker.celery_app import app
+
+log = logging.getLogger("portrait.worker")
+
+
+@app.task(name=queue.FETCH_TASK)
+def fetch_input(job_id: str) -> str:
+    jid = uuid.UUID(job_id)
+    with session_scope() as s:
+        job = s.get(Job, jid)
+        if job is None or job.status != JobStatus.queued or job.input_source != "url":
+            return "skipped"
+        url, key, bulk = job.input_url or "", job.input_key, job.batch_id is not None
+    storage = get_storage()
+    if storage.size(key) is None:
+        try:
+            storage.put(key, fetch(url, get_settings()))
+        except (UrlRefused, UrlFetchError) as e:
+            code = "url_not_allowed" if isinstance(e, UrlRefused) else "input_fetch_failed"
+            with session_scope() as s:
+                failed = jobs_db.fail(s, jid, code, str(e))
+            log.info("job %s failed: %s: %s", job_id, code, e)
+            queue.notify_finished(failed)
+            if failed is not None and bulk:
+                dispatch.dispatch_bulk()  # that failure freed its client's slot
+            return "failed"
+    queue.enqueue_restore(jid, bulk=bulk)
+    return "fetched"
