@@ -11,7 +11,9 @@ claiming 60 MP never allocates its pixels.
 from __future__ import annotations
 
 import io
+import re
 import warnings
+import zlib
 from dataclasses import dataclass, field
 
 import cv2
@@ -75,6 +77,25 @@ def check_size(width: int, height: int, limits: ImageLimits) -> None:
         raise ImageTooSmall(f"{width}x{height}: a side is under the minimum of {limits.min_side} px")
 
 
+def _reason(e: BaseException) -> str:
+    """An exception's message without Python object reprs (``<_io.BytesIO object at 0x…>``)."""
+    return re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", str(e)).strip() or type(e).__name__
+
+
+def _png_bad_chunk(data: bytes) -> str | None:
+    """The type of the first complete PNG chunk whose CRC is wrong (damaged, not cut short), else None."""
+    pos = 8
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        end = pos + 8 + length
+        if end + 4 > len(data):
+            return None  # cut inside this chunk
+        if zlib.crc32(data[pos + 4:end]) != int.from_bytes(data[end:end + 4], "big"):
+            return data[pos + 4:pos + 8].decode("latin-1")
+        pos = end + 4
+    return None
+
+
 def _open(data: bytes, limits: ImageLimits) -> Image.Image:
     if not data:
         raise InvalidImage("zero bytes: the upload is empty")
@@ -86,9 +107,11 @@ def _open(data: bytes, limits: ImageLimits) -> Image.Image:
     except Image.DecompressionBombError as e:
         raise ImageTooLarge(f"decompression bomb refused: {e}") from e
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        if data.startswith(b"\x89PNG\r\n\x1a\n") and (chunk := _png_bad_chunk(data)):
+            raise InvalidImage(f"the PNG is corrupt: bad checksum in its {chunk} chunk") from e
         if data.startswith(_SIGNATURES):  # a real image's first bytes, cut inside its headers
-            raise TruncatedImage(f"the image ends inside its header ({len(data)} bytes): {e}") from e
-        raise InvalidImage(f"not a decodable image ({len(data)} bytes): {e}") from e
+            raise TruncatedImage(f"the image ends inside its header ({len(data)} bytes): {_reason(e)}") from e
+        raise InvalidImage(f"not a decodable image ({len(data)} bytes): {_reason(e)}") from e
     if im.format not in SUPPORTED_FORMATS:
         raise InvalidImage(f"unsupported format {im.format}; use JPEG, PNG, WebP, BMP or TIFF")
     check_size(*im.size, limits)  # from the header, pixels not decoded yet
@@ -112,13 +135,12 @@ def _file_bit_depth(im: Image.Image) -> int:
 def _load(im: Image.Image, nbytes: int) -> None:
     try:
         im.load()
-    except OSError as e:
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        # cut short -> truncated_image; damaged but complete (a bad PNG checksum) -> invalid_image
         text = str(e).lower()
-        if "truncated" in text or "decoder object" in text or "premature" in text:
-            raise TruncatedImage(f"the image data ends early ({nbytes} bytes received): {e}") from e
-        raise InvalidImage(f"the image data is corrupt: {e}") from e
-    except (SyntaxError, ValueError, EOFError) as e:
-        raise TruncatedImage(f"the image data is cut or corrupt: {e}") from e
+        if isinstance(e, EOFError) or "truncated" in text or "decoder object" in text or "premature" in text:
+            raise TruncatedImage(f"the image data ends early ({nbytes} bytes received): {_reason(e)}") from e
+        raise InvalidImage(f"the image data is corrupt: {_reason(e)}") from e
 
 
 def _orient(arr: np.ndarray, orientation: int) -> np.ndarray:

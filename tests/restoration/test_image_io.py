@@ -133,6 +133,15 @@ def test_garbage(data: bytes) -> None:
     with pytest.raises(InvalidImage) as e:
         decode(data)
     assert e.value.code == "invalid_image"
+    assert " at 0x" not in e.value.message  # no Python reprs in what clients read
+
+
+def test_a_complete_png_with_a_bad_checksum_is_invalid_not_truncated() -> None:
+    data = bytearray(to_bytes(_noise(), "PNG"))
+    data[29] ^= 0xFF  # inside the IHDR chunk's CRC (8 signature + 4 length + 4 type + 13 data = 29)
+    with pytest.raises(InvalidImage) as e:
+        decode(bytes(data))
+    assert e.value.code == "invalid_image" and not isinstance(e.value, TruncatedImage)
 
 
 def test_auto_format_keeps_jpeg() -> None:
