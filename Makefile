@@ -38,7 +38,7 @@ migrate: install services
 	$(BIN)/portrait migrate
 
 api: install
-	$(BIN)/uvicorn api.app:app --host 127.0.0.1 --port 8000
+	$(BIN)/uvicorn api.app:app --host 127.0.0.1 --port 8000 --http h11 --h11-max-incomplete-event-size 65536
 
 # GPU worker: interactive queue first (strict priority over batch items), one child per GPU.
 worker: install

@@ -36,6 +36,7 @@ from api.auth import owned_or_404
 from api.idempotency import IdempotencyMiddleware
 from api.image_check import check_image_header
 from api.inputs import check_own_key, url_checker
+from api.limits import BodyLimitMiddleware
 from api.pagination import newest_first, newest_first_page
 from api.ratelimit import ClientDep, reserve_in_flight
 from api.schemas import ErrorResponse, JobCreate, JobList, JobObject, job_object
@@ -61,6 +62,7 @@ app = FastAPI(
     responses=ERRORS,
 )
 app.add_middleware(IdempotencyMiddleware)
+app.add_middleware(BodyLimitMiddleware)  # outermost: nothing reads more than the cap
 app.include_router(batches.router)
 app.include_router(uploads.router)
 
@@ -79,6 +81,13 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
     first = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
     return _error("validation_error", f"{where}: {first.get('msg', 'invalid')}".strip(": "), 422)
+
+
+@app.exception_handler(Exception)
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """Whatever went wrong, the client gets the documented shape (and no Python repr)."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error("internal_error", f"unexpected {type(exc).__name__}; the error is logged", 500)
 
 
 @app.exception_handler(StarletteHTTPException)
@@ -193,8 +202,9 @@ async def _parse_submit(request: Request, client: Client) -> tuple[JobCreate, by
             if isinstance(raw_events, str) and raw_events:
                 fields["webhook_events_filter"] = json.loads(raw_events)
             body = JobCreate.model_validate(fields)
-        except json.JSONDecodeError as e:
-            raise ApiError("invalid_request", "options and webhook_events_filter must be JSON") from e
+        except (json.JSONDecodeError, RecursionError) as e:
+            raise ApiError("invalid_request", "options and webhook_events_filter must be JSON "
+                                              "(and nested at most a few levels)") from e
         except ValidationError as e:
             raise RequestValidationError(e.errors()) from e
         return body, data
@@ -213,7 +223,7 @@ async def _parse_submit(request: Request, client: Client) -> tuple[JobCreate, by
 
 def _prefer_wait(request: Request) -> float | None:
     """Seconds from ``Prefer: wait=N`` (RFC 7240), capped at WAIT_MAX_S; None without it."""
-    m = re.search(r"(?:^|[,;\s])wait=(\d+(?:\.\d+)?)", request.headers.get("prefer", ""))
+    m = re.search(r"(?:^|[,;\s])wait=(\d{1,6}(?:\.\d{1,3})?)(?=$|[,;\s])", request.headers.get("prefer", ""))
     return min(float(m.group(1)), get_settings().wait_max_s) if m else None
 
 

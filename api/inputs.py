@@ -11,9 +11,15 @@ from portrait.errors import ApiError
 from portrait.settings import get_settings
 from portrait.storage import client_prefix
 
+MAX_KEY_LENGTH = 1024  # S3's limit on object keys
+
 
 def check_own_key(key: str, client: Client) -> str:
-    """Any key outside this client's prefix (another client's object) does not exist for it: 404."""
+    """A key with control characters or backslashes, or too long, is malformed: 422. Any key outside this
+    client's prefix (another client's object, a ``..`` segment) does not exist for it: 404."""
+    if len(key) > MAX_KEY_LENGTH or "\\" in key or any(ord(c) < 32 or ord(c) == 127 for c in key):
+        raise ApiError("validation_error", f"input key: at most {MAX_KEY_LENGTH} characters, no control "
+                                           "characters or backslashes")
     if not key.startswith(client_prefix(client.id)) or ".." in key.split("/"):
         raise ApiError("not_found", f"object {key!r} not found under your prefix {client_prefix(client.id)!r}")
     return key

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, HttpUrl, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from db.models import Batch, Job, JobStatus
 from portrait.storage import Storage
@@ -29,6 +29,8 @@ class ErrorResponse(BaseModel):
 class JobInput(BaseModel):
     """Exactly one of ``key`` (an object under the client's prefix) or ``url`` (https)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     key: str | None = Field(None, description="Object key in the bucket, under clients/<client_id>/.")
     url: HttpUrl | None = Field(None, description="An https URL the worker downloads.")
 
@@ -45,6 +47,8 @@ WebhookEvent = Literal["start", "completed"]
 class JobCreate(BaseModel):
     """JSON body of ``POST /v1/jobs`` (multipart uploads carry the same fields as form fields)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     input: JobInput
     options: RestoreOptions = Field(default_factory=RestoreOptions)
     webhook_url: HttpUrl | None = None
@@ -57,6 +61,8 @@ class JobCreate(BaseModel):
 
 class BatchItem(BaseModel):
     """Exactly one of ``key``, ``url`` or ``upload`` (an id from POST /v1/uploads)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     key: str | None = Field(None, description="Object key in the bucket, under clients/<client_id>/.")
     url: HttpUrl | None = Field(None, description="An https URL the worker downloads.")
@@ -72,6 +78,8 @@ class BatchItem(BaseModel):
 class BatchCreate(BaseModel):
     """JSON body of ``POST /v1/batches``: up to BATCH_MAX_ITEMS inputs sharing options and a webhook."""
 
+    model_config = ConfigDict(extra="forbid")
+
     items: list[BatchItem] = Field(min_length=1)
     options: RestoreOptions = Field(default_factory=RestoreOptions)
     webhook_url: HttpUrl | None = Field(
@@ -83,7 +91,10 @@ class BatchCreate(BaseModel):
 
 
 class UploadCreate(BaseModel):
-    filename: str | None = Field(None, max_length=255, description="Kept for your reference only.")
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str | None = Field(None, max_length=255, pattern=r"^[^\x00-\x1f\x7f]*$",
+                                 description="Kept for your reference only (no control characters).")
 
 
 class UploadObject(BaseModel):

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
 
     # --- API ----------------------------------------------------------------------------------
     max_upload_bytes: int = Field(25 * 1024 * 1024, description="Largest accepted input, bytes.")
+    max_json_bytes: int = Field(2 * 1024 * 1024, description="Largest JSON request body (jobs, batches, uploads), "
+                                                             "bytes; larger ones get 413 before they are read.")
     max_image_pixels: int = Field(50_000_000, description="Largest accepted input, pixels (w*h).")
     max_image_side: int = Field(12_000, description="Largest accepted input side, pixels.")
     min_image_side: int = Field(16, description="Smallest accepted input side, pixels.")

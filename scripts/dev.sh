@@ -26,7 +26,8 @@ psql -h 127.0.0.1 -U postgres -tc "select 1 from pg_database where datname='port
   || psql -h 127.0.0.1 -U postgres -c "create database portrait" >/dev/null
 $BIN/portrait migrate
 
-$BIN/uvicorn api.app:app --host 127.0.0.1 --port 8000 >"$RUN/api.log" 2>&1 & pids+=($!)
+$BIN/uvicorn api.app:app --host 127.0.0.1 --port 8000 --http h11 --h11-max-incomplete-event-size 65536 \
+  >"$RUN/api.log" 2>&1 & pids+=($!)
 $BIN/celery -A worker.celery_app worker -P prefork -c 1 -Q gpu,gpu-bulk -n gpu@%h -E -l info >"$RUN/gpu.log" 2>&1 & pids+=($!)
 $BIN/celery -A worker.celery_app worker -P threads -c 4 -Q fetch,webhooks,maintenance -n cpu@%h -E -l info \
   >"$RUN/cpu.log" 2>&1 & pids+=($!)

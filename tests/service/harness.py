@@ -384,7 +384,8 @@ def running_stack(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterato
         migrate(db_url)
         port = free_port()
         stack.api_url = f"http://127.0.0.1:{port}"
-        stack.spawn("api", [str(BIN / "uvicorn"), "api.app:app", "--host", "127.0.0.1", "--port", str(port)])
+        stack.spawn("api", [str(BIN / "uvicorn"), "api.app:app", "--host", "127.0.0.1", "--port", str(port),
+                            "--http", "h11", "--h11-max-incomplete-event-size", "65536"])
         stack.start_gpu_worker()
         stack.start_cpu_worker()
         stack.start_beat()
