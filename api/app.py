@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from api import batches, uploads
+from api import batches, idempotency, uploads
 from api.auth import owned_or_404
 from api.idempotency import IdempotencyMiddleware
 from api.image_check import check_image_header
@@ -259,7 +259,7 @@ async def create_job(request: Request, response: Response, client: ClientDep) ->
     webhook = (await run_in_threadpool(url_checker(), str(body.webhook_url), "webhook_url")
                if body.webhook_url else None)
     # S3, Postgres and Redis clients are blocking: run them off the event loop so submits overlap.
-    job_id = await run_in_threadpool(_store_and_enqueue, client, body, data, webhook)
+    job_id = await run_in_threadpool(_store_and_enqueue, client, body, data, webhook, request.state)
     wait = _prefer_wait(request)
     if wait is not None:
         await _wait_terminal(job_id, wait)
@@ -270,8 +270,10 @@ async def create_job(request: Request, response: Response, client: ClientDep) ->
     return job
 
 
-def _store_and_enqueue(client: Client, body: JobCreate, data: bytes | None, webhook: str | None) -> uuid.UUID:
-    """Store the input, commit the job row (queued), then send its message: write before enqueue."""
+def _store_and_enqueue(client: Client, body: JobCreate, data: bytes | None, webhook: str | None,
+                       request_state: object = None) -> uuid.UUID:
+    """Store the input, commit the job row (queued) with the Idempotency-Key's reply, then send its
+    message: write before enqueue."""
     settings = get_settings()
     storage = get_storage()
     job_id = uuid.uuid4()
@@ -292,9 +294,12 @@ def _store_and_enqueue(client: Client, body: JobCreate, data: bytes | None, webh
         key, source, url = input_key(client.id, job_id), "url", str(body.input.url)
     with session_scope() as s:
         reserve_in_flight(s, client, 1)
-        jobs_db.create(s, client_id=client.id, job_id=job_id, input_key=key, input_source=source,
-                       input_url=url, options=body.options.model_dump(mode="json"), webhook_url=webhook,
-                       webhook_events_filter=list(body.webhook_events_filter))
+        job = jobs_db.create(s, client_id=client.id, job_id=job_id, input_key=key, input_source=source,
+                             input_url=url, options=body.options.model_dump(mode="json"), webhook_url=webhook,
+                             webhook_events_filter=list(body.webhook_events_filter))
+        s.flush()
+        s.refresh(job)
+        idempotency.record_in(s, request_state, 202, job_object(job, storage).model_dump_json().encode())
     try:
         queue.enqueue_restore(job_id)
         with session_scope() as s:

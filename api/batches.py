@@ -19,9 +19,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 from sqlalchemy import select
 
+from api import idempotency
 from api.auth import owned_or_404
 from api.inputs import check_own_key, url_checker
 from api.pagination import decode_cursor, encode_cursor, newest_first, newest_first_page
@@ -77,7 +78,8 @@ def _resolve_items(body: BatchCreate, client: Client) -> list[batches_db.NewItem
 
 
 @router.post("/v1/batches", status_code=202, response_model=BatchCreated)
-def create_batch(body: BatchCreate, client: ClientDep, background: BackgroundTasks) -> BatchCreated:
+def create_batch(body: BatchCreate, client: ClientDep, background: BackgroundTasks,
+                 request: Request) -> BatchCreated:
     """Submit up to BATCH_MAX_ITEMS photos sharing ``options`` and ``webhook_url``.
 
     Items: ``{"key": "clients/<id>/…"}``, ``{"url": "https://…"}`` or ``{"upload": "<upload id>"}``.
@@ -93,8 +95,10 @@ def create_batch(body: BatchCreate, client: ClientDep, background: BackgroundTas
         s.flush()
         s.refresh(batch)
         counts = batches_db.status_counts(s, batch.id)
+        created = BatchCreated(**batch_object(batch, counts).model_dump(), job_ids=[it.job_id for it in items])
+        idempotency.record_in(s, request.state, 202, created.model_dump_json().encode())
     background.add_task(dispatch.dispatch_bulk)
-    return BatchCreated(**batch_object(batch, counts).model_dump(), job_ids=[it.job_id for it in items])
+    return created
 
 
 @router.post("/v1/batches/{batch_id}/cancel", response_model=BatchObject)

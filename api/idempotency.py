@@ -5,9 +5,15 @@
 * Same key, same request again: the stored response is replayed byte for byte, with
   ``Idempotent-Replayed: true``; nothing runs, so no new job, batch or upload.
 * Same key, different request (method, path or body): 409 ``idempotency_key_reused``.
-* Same key while the first is still running: 409 ``idempotency_request_in_progress``. A request
-  that crashed without finishing is presumed dead after IDEMPOTENCY_LOCK_S and may be taken over.
+* Same key while the first is still running: 409 ``idempotency_request_in_progress`` until it has
+  committed what it creates, then the reply recorded with it (below). A request that crashed before
+  committing is presumed dead after IDEMPOTENCY_LOCK_S and may be taken over.
 * Responses that invite a retry are not stored (5xx, 429): the key is released and a retry runs.
+* **Crash-safe**: an endpoint that creates something (a job, a batch) records its reply in the *same
+  transaction* as the rows it creates (:func:`record_in`). If the process dies between that commit and
+  the reply, a retry replays the recorded reply (the same job id) instead of waiting for the lock to
+  expire and creating a second job. The middleware's own record, made when the reply is complete,
+  replaces it (e.g. ``Prefer: wait`` turning the 202 into a 200).
 
 Keys are per client and kept IDEMPOTENCY_TTL_S (≥ 24 h); worker/retention.py purges older ones.
 "The same request" means the same JSON (key order and whitespace do not matter) or, for multipart,
@@ -89,6 +95,21 @@ def finish(client_id: uuid.UUID, key: str, status: int, headers: dict[str, str],
         s.execute(update(IdempotencyKey)
                   .where(IdempotencyKey.client_id == client_id, IdempotencyKey.key == key)
                   .values(state="done", response_status=status, response_headers=headers, response_body=body))
+
+
+def record_in(s: Session, request_state: object, status: int, body: bytes) -> None:
+    """Record this request's reply under its Idempotency-Key in the caller's transaction ``s``.
+
+    ``request_state`` is the endpoint's ``request.state``; without a key (no header) nothing happens.
+    """
+    ident = getattr(request_state, "idempotency", None)
+    if ident is None:
+        return
+    client_id, key = ident
+    s.execute(update(IdempotencyKey)
+              .where(IdempotencyKey.client_id == client_id, IdempotencyKey.key == key)
+              .values(state="done", response_status=status, response_headers={"content-type": "application/json"},
+                      response_body=body))
 
 
 def release(client_id: uuid.UUID, key: str) -> None:
@@ -191,6 +212,7 @@ class IdempotencyMiddleware:
                 "idempotency_request_in_progress", "a request with this Idempotency-Key is still running; retry"))
 
         scope.setdefault("state", {})["client"] = client
+        scope["state"]["idempotency"] = (client.id, key)  # for record_in, in the endpoint's transaction
         sent = False
 
         async def replay_body() -> Message:

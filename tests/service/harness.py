@@ -148,6 +148,16 @@ class Stack:
                                  "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h", "-E", "--without-mingle",
                                  "--without-gossip", "-l", "info"])
 
+    def start_api(self, port: int | None = None) -> Proc:
+        """uvicorn on ``port`` (the stack's own when restarting it), with the production header cap."""
+        port = port or (httpx.URL(self.api_url).port if self.api_url else free_port())
+        self.api_url = f"http://127.0.0.1:{port}"
+        proc = self.spawn("api", [str(BIN / "uvicorn"), "api.app:app", "--host", "127.0.0.1", "--port", str(port),
+                                  "--http", "h11", "--h11-max-incomplete-event-size", "65536"])
+        wait_until(lambda: httpx.get(f"{self.api_url}/readyz", timeout=2).status_code == 200, 60, 0.3,
+                   "API /readyz")
+        return proc
+
     def start_beat(self) -> Proc:
         """Celery beat: schedules the sweeper and retention."""
         return self.spawn("beat", [str(BIN / "celery"), "-A", "worker.celery_app", "beat", "-l", "info",
@@ -382,15 +392,10 @@ def running_stack(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterato
         from db.session import migrate
 
         migrate(db_url)
-        port = free_port()
-        stack.api_url = f"http://127.0.0.1:{port}"
-        stack.spawn("api", [str(BIN / "uvicorn"), "api.app:app", "--host", "127.0.0.1", "--port", str(port),
-                            "--http", "h11", "--h11-max-incomplete-event-size", "65536"])
         stack.start_gpu_worker()
         stack.start_cpu_worker()
         stack.start_beat()
-        wait_until(lambda: httpx.get(f"{stack.api_url}/readyz", timeout=2).status_code == 200, 60, 0.3,
-                   "API /readyz")
+        stack.start_api()
         for name in ("gpu", "cpu"):
             stack.wait_ready(name)
         yield stack

@@ -82,7 +82,9 @@ def slow_image(small_faces: list[bytes]) -> Iterator[tuple[str, threading.Event]
     srv.close()
 
 
-def test_a_duplicate_while_the_first_runs_is_409(api: Api, slow_image: tuple) -> None:
+def test_a_duplicate_while_the_first_runs_gets_the_same_job(api: Api, slow_image: tuple) -> None:
+    """Once the first request committed its job, a duplicate replays the reply recorded with it (the same
+    job, 202), rather than 409: the reply is recorded in the job's transaction (crash safety)."""
     url, release, asked = slow_image
     body = {"input": {"url": url}, "options": {"upscale": 1}}
     headers = {"Idempotency-Key": "held", "Prefer": "wait=30"}
@@ -92,10 +94,11 @@ def test_a_duplicate_while_the_first_runs_is_409(api: Api, slow_image: tuple) ->
     t.start()
     assert asked.wait(30), "the worker started fetching"
     dup = api.http.post("/v1/jobs", json=body, headers=headers)
-    assert (dup.status_code, dup.json()["error"]["code"]) == (409, "idempotency_request_in_progress")
+    assert dup.status_code == 202 and dup.headers.get("idempotent-replayed") == "true", dup.text
     release.set()
     t.join(60)
     assert first["r"].status_code == 200 and first["r"].json()["status"] == "succeeded"
+    assert dup.json()["id"] == first["r"].json()["id"]
     replay = api.http.post("/v1/jobs", json=body, headers=headers)
     assert replay.content == first["r"].content and replay.status_code == 200
     assert count(api, "jobs") == 1
@@ -125,3 +128,41 @@ def test_errors_worth_retrying_are_not_stored_and_old_keys_are_purged(stack: Sta
 def _keys(client_id: uuid.UUID) -> int:
     with session_scope() as s:
         return s.query(IdempotencyKey).filter(IdempotencyKey.client_id == client_id).count()
+
+
+def test_a_key_survives_an_api_killed_between_commit_and_reply(api: Api, stack: Stack,
+                                                                 small_faces: list[bytes]) -> None:
+    """The job is committed; the API dies before its reply is stored (here: while ``Prefer: wait``
+    holds it). Before, the key stayed "in progress" (409 for IDEMPOTENCY_LOCK_S) and then the retry
+    created a second job; the reply is now recorded in the job's own transaction, so the retry replays it."""
+    import contextlib
+    import signal
+
+    gpu = stack.procs["gpu"]
+    gpu.kill(signal.SIGSTOP)  # nothing consumes: the job stays queued and the wait holds the reply
+    headers = {"Idempotency-Key": f"crash-{uuid.uuid4()}", "Prefer": "wait=30"}
+    before = count(api, "jobs")
+    done = threading.Event()
+
+    def submit() -> None:
+        with contextlib.suppress(httpx.HTTPError):  # the API dies under it
+            api.http.post("/v1/jobs", files={"file": ("a.jpg", small_faces[3])}, data={"options": '{"upscale": 1}'},
+                          headers=headers, timeout=60)
+        done.set()
+
+    try:
+        threading.Thread(target=submit, daemon=True).start()
+        wait_until(lambda: count(api, "jobs") == before + 1, 30, what="the job committed")
+        stack.procs["api"].kill()  # SIGKILL: no reply, no cleanup
+        assert done.wait(30)
+        stack.start_api()
+        retry = api.http.post("/v1/jobs", files={"file": ("a.jpg", small_faces[3])},
+                              data={"options": '{"upscale": 1}'}, headers={**headers, "Prefer": "wait=0"})
+        assert retry.status_code == 202, retry.text
+        assert retry.headers.get("idempotent-replayed") == "true"
+        assert count(api, "jobs") == before + 1, "the retry created a second job"
+        newest = api.http.get("/v1/jobs", params={"limit": 1}).json()["data"][0]
+        assert retry.json()["id"] == newest["id"]
+    finally:
+        gpu.kill(signal.SIGCONT)
+    assert api.wait(retry.json()["id"])["status"] == "succeeded"
