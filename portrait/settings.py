@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     webhook_queue: str = Field("webhooks", description="Queue consumed by webhook senders.")
     maintenance_queue: str = Field("maintenance", description="Queue for the sweeper.")
     fetch_queue: str = Field("fetch", description="Queue of URL-input fetches (CPU workers; never a GPU's time).")
+    fetch_url_inputs_on_cpu: bool = Field(
+        True, description="GPU workers hand URL inputs to FETCH_QUEUE instead of fetching them (false: the GPU "
+                          "worker fetches, as before; the test stack uses it to hold a job running).")
 
     # --- webhooks -----------------------------------------------------------------------------
     webhook_timeout_s: float = Field(10.0, description="Per-attempt timeout of a webhook POST.")

@@ -26,6 +26,7 @@ from db.session import session_scope
 from portrait import queue
 from portrait.settings import get_settings
 from portrait.storage import ObjectMissing, get_storage, result_key
+from portrait.urlguard import UrlFetchError, UrlRefused, fetch
 from restoration.errors import RestorationError
 from restoration.options import RestoreOptions
 from worker.celery_app import app
@@ -55,6 +56,16 @@ class _Heartbeat(threading.Thread):
                         return
             except Exception:  # noqa: BLE001 - a missed beat is not fatal; the lease has slack
                 log.warning("heartbeat failed for %s", self.job_id, exc_info=True)
+
+
+def _read_input(job: Job) -> bytes:
+    """The stored input; a URL input not fetched yet only when FETCH_URL_INPUTS_ON_CPU is off."""
+    storage = get_storage()
+    if job.input_source == "url" and storage.size(job.input_key) is None:
+        data = fetch(job.input_url or "", get_settings())
+        storage.put(job.input_key, data)
+        return data
+    return storage.get(job.input_key)
 
 
 def _needs_fetch(jid: uuid.UUID) -> bool:
@@ -88,7 +99,7 @@ def restore(self: Any, job_id: str) -> str:
     settings = get_settings()
     jid = uuid.UUID(job_id)
     worker = self.request.hostname or "worker"
-    if _needs_fetch(jid):
+    if settings.fetch_url_inputs_on_cpu and _needs_fetch(jid):
         queue.enqueue_fetch(jid)
         return "fetching"
     with session_scope() as s:
@@ -113,7 +124,7 @@ def restore(self: Any, job_id: str) -> str:
     beat.start()
     t0 = time.perf_counter()
     try:
-        data = get_storage().get(job.input_key)
+        data = _read_input(job)
         options = RestoreOptions.model_validate(job.options or {})
         result = get_restorer().restore_bytes(data, options)
         fmt = result.format
@@ -143,6 +154,10 @@ def restore(self: Any, job_id: str) -> str:
         _fail(jid, attempt, worker, e.code, e.message)
     except ObjectMissing:
         _fail(jid, attempt, worker, "input_missing", f"input object {job.input_key!r} does not exist")
+    except UrlRefused as e:
+        _fail(jid, attempt, worker, "url_not_allowed", str(e))
+    except UrlFetchError as e:
+        _fail(jid, attempt, worker, "input_fetch_failed", str(e))
     except SoftTimeLimitExceeded:
         _fail(jid, attempt, worker, "timeout", f"ran past {settings.task_soft_time_limit_s} s")
     except TRANSIENT as e:

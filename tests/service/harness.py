@@ -372,6 +372,9 @@ def running_stack(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterato
             "WEBHOOK_QUEUE": f"webhooks-{suffix}",
             "MAINTENANCE_QUEUE": f"maintenance-{suffix}",
             "FETCH_QUEUE": f"fetch-{suffix}",
+            # GPU workers fetch URL inputs themselves here, so a held URL keeps a job running (the batch
+            # cancel and fairness tests rely on it); test_hostile starts a worker with the default (true)
+            "FETCH_URL_INPUTS_ON_CPU": "false",
             "DEVICE": "cpu",
             "LEASE_S": "6",
             "HEARTBEAT_S": "1",

@@ -31,7 +31,10 @@ def test_a_header_dribbling_origin_fails_at_the_fetch_deadline_and_never_holds_t
     URL_FETCH_TIMEOUT_S in all (before: only each socket read was bounded, and the GPU worker fetched, so it
     sat idle until the task's time limit); an upload submitted meanwhile is restored at once."""
     srv = DribbleServer(interval=0.5)
+    stack.procs["gpu"].stop()
+    gpu = stack.start_gpu_worker("gpu-cpu-fetch", {"FETCH_URL_INPUTS_ON_CPU": "true"})
     try:
+        stack.wait_ready("gpu-cpu-fetch")
         t0 = time.monotonic()
         r = api.http.post("/v1/jobs", json={"input": {"url": f"{srv.url}/slow.jpg"}, "options": {"upscale": 1}})
         assert r.status_code == 202, r.text
@@ -48,6 +51,9 @@ def test_a_header_dribbling_origin_fails_at_the_fetch_deadline_and_never_holds_t
         assert ("queued", "running") not in transitions, "a GPU worker claimed the job to fetch it"
     finally:
         srv.close()
+        gpu.stop()
+        stack.start_gpu_worker("gpu")
+        stack.wait_ready("gpu")
 
 
 def test_a_header_dribbling_webhook_receiver_is_cut_off_at_the_webhook_timeout(
