@@ -27,6 +27,14 @@ from worker.celery_app import app
 log = logging.getLogger("portrait.worker")
 
 
+def fetch_to_storage(url: str, key: str) -> bytes:
+    """GET ``url`` through the SSRF guard and store it under ``key``; the one place inputs are fetched
+    (this task, or the GPU task itself when FETCH_URL_INPUTS_ON_CPU is off)."""
+    data = fetch(url, get_settings())
+    get_storage().put(key, data)
+    return data
+
+
 @app.task(name=queue.FETCH_TASK)
 def fetch_input(job_id: str) -> str:
     jid = uuid.UUID(job_id)
@@ -35,10 +43,9 @@ def fetch_input(job_id: str) -> str:
         if job is None or job.status != JobStatus.queued or job.input_source != "url":
             return "skipped"
         url, key, bulk = job.input_url or "", job.input_key, job.batch_id is not None
-    storage = get_storage()
-    if storage.size(key) is None:
+    if get_storage().size(key) is None:
         try:
-            storage.put(key, fetch(url, get_settings()))
+            fetch_to_storage(url, key)
         except (UrlRefused, UrlFetchError) as e:
             code = "url_not_allowed" if isinstance(e, UrlRefused) else "input_fetch_failed"
             with session_scope() as s:

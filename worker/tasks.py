@@ -26,10 +26,11 @@ from db.session import session_scope
 from portrait import queue
 from portrait.settings import get_settings
 from portrait.storage import ObjectMissing, get_storage, result_key
-from portrait.urlguard import UrlFetchError, UrlRefused, fetch
+from portrait.urlguard import UrlFetchError, UrlRefused
 from restoration.errors import RestorationError
 from restoration.options import RestoreOptions
 from worker.celery_app import app
+from worker.fetch import fetch_to_storage
 from worker.restorer import get_restorer
 
 log = logging.getLogger("portrait.worker")
@@ -62,9 +63,7 @@ def _read_input(job: Job) -> bytes:
     """The stored input; a URL input not fetched yet only when FETCH_URL_INPUTS_ON_CPU is off."""
     storage = get_storage()
     if job.input_source == "url" and storage.size(job.input_key) is None:
-        data = fetch(job.input_url or "", get_settings())
-        storage.put(job.input_key, data)
-        return data
+        return fetch_to_storage(job.input_url or "", job.input_key)
     return storage.get(job.input_key)
 
 
