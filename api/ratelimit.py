@@ -6,6 +6,11 @@
   clock, so they need not agree on the time. No token → 429 ``rate_limited`` with ``Retry-After``
   (whole seconds until a token is back). If Redis is down the limit is skipped (fail open): Redis
   carries no state we cannot lose.
+* Requests without a valid key are limited too, per source address (the TCP peer; behind a proxy,
+  run uvicorn with ``--forwarded-allow-ips`` so the peer is the real client): each 401 takes a
+  token from ``ratelimit:unauth:<ip>`` (UNAUTHENTICATED_RATE_LIMIT_PER_S / _BURST); an empty bucket
+  answers 429 ``rate_limited`` instead of 401. Valid keys are looked up first, so a client sharing
+  an address with a key-guessing flood is not locked out.
 * Queued + running jobs are counted in Postgres at submit, under a per-client advisory lock; a
   submit that would exceed MAX_JOBS_IN_FLIGHT (a batch counts all its items) → 429
   ``too_many_jobs_in_flight``. It is all or nothing: a batch is never partly accepted.
@@ -19,7 +24,7 @@ from functools import lru_cache
 from typing import Annotated
 
 import redis
-from fastapi import Depends
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from api.auth import current_client
@@ -60,25 +65,43 @@ def _script() -> redis.commands.core.Script:
     return r.register_script(TOKEN_BUCKET)
 
 
-def take_token(client: Client) -> tuple[bool, float]:
+def _take(bucket: str, rate: float, burst: int) -> tuple[bool, float]:
     """(allowed, seconds until a token is back). Fails open when Redis does not answer."""
-    s = get_settings()
-    rate = client.rate_limit_per_s or s.rate_limit_per_s
-    burst = client.rate_limit_burst or s.rate_limit_burst
     try:
-        allowed, retry, _ = _script()(keys=[f"ratelimit:{client.id}"], args=[rate, burst, 1])
+        allowed, retry, _ = _script()(keys=[bucket], args=[rate, burst, 1])
     except redis.RedisError:
         log.warning("rate limiter unavailable (Redis); request let through", exc_info=True)
         return True, 0.0
     return bool(int(allowed)), float(retry)
 
 
-def rate_limited_client(client: Annotated[Client, Depends(current_client)]) -> Client:
-    """The authenticated client, after it paid one token."""
+def take_token(client: Client) -> tuple[bool, float]:
+    """Charge one request to ``client``'s bucket (its own limits, else the settings')."""
+    s = get_settings()
+    return _take(f"ratelimit:{client.id}", client.rate_limit_per_s or s.rate_limit_per_s,
+                 client.rate_limit_burst or s.rate_limit_burst)
+
+
+def _raise_limited(retry: float) -> None:
+    wait = max(1, math.ceil(retry))
+    raise ApiError("rate_limited", f"too many requests; retry in {wait} s", headers={"Retry-After": str(wait)})
+
+
+def rate_limited_client(request: Request) -> Client:
+    """The authenticated client, after it paid one token; a failed authentication pays its address's."""
+    try:
+        client = current_client(request)
+    except ApiError:
+        s = get_settings()
+        source = request.client.host if request.client else "unknown"
+        allowed, retry = _take(f"ratelimit:unauth:{source}", s.unauthenticated_rate_limit_per_s,
+                               s.unauthenticated_rate_limit_burst)
+        if not allowed:
+            _raise_limited(retry)
+        raise
     allowed, retry = take_token(client)
     if not allowed:
-        wait = max(1, math.ceil(retry))
-        raise ApiError("rate_limited", f"too many requests; retry in {wait} s", headers={"Retry-After": str(wait)})
+        _raise_limited(retry)
     return client
 
 

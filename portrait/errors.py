@@ -37,7 +37,8 @@ CATALOGUE: dict[str, ErrorCode] = {e.code: e for e in [
                                              "(method, path or body)."),
     ErrorCode("idempotency_request_in_progress", 409, "A request with this Idempotency-Key is still running; "
                                                       "retry shortly to get its response."),
-    ErrorCode("rate_limited", 429, "Too many requests for this client (token bucket); wait Retry-After seconds."),
+    ErrorCode("rate_limited", 429, "Too many requests for this client, or from this address without a valid "
+                                   "key (token buckets); wait Retry-After seconds."),
     ErrorCode("too_many_jobs_in_flight", 429, "Queued + running jobs would exceed MAX_JOBS_IN_FLIGHT (a batch "
                                               "counts all its items); retry when some finish."),
     ErrorCode("service_unavailable", 503, "A backing service (DB, Redis, S3) is down; retry later."),

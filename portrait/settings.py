@@ -89,6 +89,13 @@ class Settings(BaseSettings):
     # --- fairness: per-client limits (each client row may override them) ----------------------
     rate_limit_per_s: float = Field(20.0, description="Token bucket refill rate per client, requests per second.")
     rate_limit_burst: int = Field(100, description="Token bucket size per client: the largest burst accepted.")
+    unauthenticated_rate_limit_per_s: float = Field(
+        2.0, gt=0, description="Token bucket refill rate per source address for requests without a valid key "
+                               "(each 401 costs 1); an empty bucket answers 429 rate_limited instead of 401.",
+    )
+    unauthenticated_rate_limit_burst: int = Field(
+        30, ge=1, description="Token bucket size per source address for requests without a valid key.",
+    )
     max_jobs_in_flight: int = Field(
         5000, description="Most queued+running jobs per client; a batch counts all its items. Over it: 429."
     )

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from harness import Api, FileServer, Stack, wait_until
 
@@ -66,3 +67,28 @@ def test_jobs_in_flight_are_capped_per_client(stack: Stack, held_server: tuple, 
 def test_a_default_client_is_not_limited_in_ordinary_use(stack: Stack) -> None:
     api = Api(stack)  # RATE_LIMIT_PER_S=20, RATE_LIMIT_BURST=100
     assert all(api.http.get("/v1/jobs").status_code == 200 for _ in range(50))
+
+
+def test_unauthenticated_flood_is_cut_per_address_but_valid_keys_pass(stack: Stack) -> None:
+    import redis
+
+    bucket = "ratelimit:unauth:127.0.0.1"
+    r = redis.Redis.from_url(stack.env["REDIS_URL"])
+    r.delete(bucket)
+    try:
+        api = Api(stack)
+        with httpx.Client(base_url=stack.api_url, timeout=10,
+                          headers={"Authorization": "Bearer guess-0000"}) as attacker:
+            codes = [attacker.get("/v1/jobs") for _ in range(60)]
+        statuses = [c.status_code for c in codes]
+        assert statuses[:25] == [401] * 25, "the first guesses are plain 401s (burst 30)"
+        limited = [c for c in codes if c.status_code == 429]
+        assert len(limited) >= 20, f"a flood is cut: {statuses}"
+        for c in limited:
+            assert c.json()["error"]["code"] == "rate_limited"
+            assert c.headers["retry-after"] == "1"  # 2 tokens/s: one is back within a second
+        assert api.http.get("/v1/jobs").status_code == 200, "a valid key from the same address still works"
+        # missing header counts as unauthenticated too
+        assert httpx.get(f"{stack.api_url}/v1/jobs", timeout=10).status_code == 429
+    finally:
+        r.delete(bucket)
