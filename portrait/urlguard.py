@@ -28,6 +28,7 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -174,12 +175,24 @@ def check(url: str | httpx.URL, settings: Settings,
     return Target(u, ips)
 
 
+#: Name lookups run here, not on the event loop (getaddrinfo blocks and cannot be cancelled), and not
+#: in the loop's default executor, which ``asyncio.run`` waits for: a lookup past the deadline is
+#: abandoned to finish on its own.
+_RESOLVER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="urlguard-dns")
+
+
+async def _check_async(url: str | httpx.URL, settings: Settings) -> Target:
+    """``check`` inside the deadline: a slow DNS answer counts against it like a slow server."""
+    return await asyncio.get_running_loop().run_in_executor(_RESOLVER, check, url, settings)
+
+
 def _with_deadline(seconds: float, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run ``make()`` on a fresh event loop, cancelled after ``seconds`` in all (raises TimeoutError).
 
     Why asyncio: httpx's sync timeouts bound each socket operation, not the request, so a server that
     sends its response headers one byte every few seconds held a worker for minutes. Cancellation of
-    the task is a total deadline, whatever the server does. Callers are sync (Celery tasks, threads).
+    the task is a total deadline, whatever the server (or its DNS) does. Callers are sync (Celery
+    tasks, threads).
     """
     async def run() -> T:
         async with asyncio.timeout(seconds):
@@ -216,7 +229,7 @@ def fetch(url: str, settings: Settings, *, max_bytes: int | None = None) -> byte
         nonlocal current
         async with httpx.AsyncClient() as client:
             for _ in range(settings.url_max_redirects + 1):
-                target = check(current, settings)
+                target = await _check_async(current, settings)
                 async with _pinned(client, "GET", target, total) as r:
                     if r.status_code in REDIRECTS and "location" in r.headers:
                         current = urljoin(str(target.url), r.headers["location"])
@@ -246,9 +259,8 @@ def fetch(url: str, settings: Settings, *, max_bytes: int | None = None) -> byte
 def post(url: str, body: bytes | str, headers: dict[str, str], settings: Settings, timeout: float) -> int:
     """POST (webhooks): checked and pinned, redirects not followed, answered within ``timeout`` seconds
     in all (else ``httpx.TimeoutException``). Returns the status code."""
-    target = check(url, settings)
-
     async def send() -> int:
+        target = await _check_async(url, settings)
         async with httpx.AsyncClient() as client, _pinned(client, "POST", target, timeout, content=body,
                                                           headers=headers) as r:
             return r.status_code

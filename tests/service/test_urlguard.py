@@ -162,3 +162,25 @@ def test_fetch_and_post_have_a_total_deadline_against_a_header_dribbling_server(
         assert time.monotonic() - t0 < 2.5
     finally:
         srv.close()
+
+
+def test_a_slow_name_lookup_counts_against_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """getaddrinfo blocks (a resolver timing out takes 5 s a try): it must not run outside the deadline."""
+    import time
+
+    import httpx
+
+    def slow_dns(host: str, port: int) -> tuple[ipaddress.IPv4Address, ...]:
+        time.sleep(6)
+        return (ipaddress.ip_address("93.184.215.14"),)
+
+    monkeypatch.setattr(urlguard, "resolve", slow_dns)
+    s = settings(url_fetch_timeout_s=1.0)
+    t0 = time.monotonic()
+    with pytest.raises(UrlFetchError, match="longer than 1 s"):
+        urlguard.fetch("http://slow-dns.example/img.jpg", s)
+    assert time.monotonic() - t0 < 2.0
+    t0 = time.monotonic()
+    with pytest.raises(httpx.TimeoutException):
+        urlguard.post("http://slow-dns.example/hook", b"{}", {}, s, timeout=1.0)
+    assert time.monotonic() - t0 < 2.0
