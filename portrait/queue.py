@@ -7,6 +7,13 @@ settings follow from "Postgres is the source of truth, Redis only carries messag
 ``worker_prefetch_multiplier = 1`` keeps one GPU job per child, and the broker's
 ``visibility_timeout`` is longer than the hard time limit so a long job is not delivered twice while
 it is still running. Whatever a lost message would lose, the sweeper rebuilds from Postgres.
+That is also why the broker transport is kombu's Redis transport with one change
+(``RedisTransport``): when the connection drops while a worker holds unacknowledged messages, kombu
+pushes them back, and later acks the tasks that finish meanwhile, through the channel it has already
+closed; the AttributeError killed the whole worker ("Unrecoverable error", found by tests/faults).
+Now those are logged and the worker reconnects; the messages are still in Redis' unacked set if
+Redis survived (redelivered after ``visibility_timeout``, a no-op for a finished job), or gone with
+it (the sweeper re-sends what is not finished).
 
 Two restore queues keep bulk work from starving interactive users: single jobs go to GPU_QUEUE,
 batch items to GPU_BULK_QUEUE. GPU workers consume both (``-Q gpu,gpu-bulk``) with kombu's
@@ -27,6 +34,7 @@ from typing import Any
 
 import redis
 from celery import Celery
+from kombu.transport import redis as kombu_redis
 
 from portrait.settings import Settings, get_settings
 
@@ -40,10 +48,47 @@ RETENTION_TASK = "portrait.retention"
 FETCH_TASK = "portrait.fetch_input"
 
 
+class _QoS(kombu_redis.QoS):
+    """Acks and give-backs on a channel whose connection is gone are logged, not fatal."""
+
+    def restore_unacked(self, client: Any = None) -> None:
+        try:
+            super().restore_unacked(client)
+        except (AttributeError, redis.RedisError) as e:  # the connection is already gone
+            log.warning("could not give %d unacknowledged message(s) back to Redis (%s: %s); Redis keeps "
+                        "them for redelivery, or they died with it and the sweeper re-sends them",
+                        len(self._delivered), type(e).__name__, e)
+            self._delivered.clear()
+
+    def ack(self, delivery_tag: Any) -> None:
+        try:
+            super().ack(delivery_tag)
+        except (AttributeError, redis.RedisError) as e:
+            # a task that outlived its connection: Postgres has its outcome; a redelivery is a no-op
+            log.warning("could not ack a message of a closed connection (%s)", type(e).__name__)
+
+    def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        try:
+            super().reject(delivery_tag, requeue=requeue)
+        except (AttributeError, redis.RedisError) as e:
+            log.warning("could not reject a message of a closed connection (%s)", type(e).__name__)
+
+
+class _Channel(kombu_redis.Channel):
+    QoS = _QoS
+
+
+class RedisTransport(kombu_redis.Transport):
+    """kombu's Redis transport whose workers survive a broker outage with messages in hand."""
+
+    Channel = _Channel
+
+
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     app = Celery("portrait", broker=settings.redis_url)
     app.conf.update(
+        broker_transport=RedisTransport,
         task_serializer="json",
         accept_content=["json"],
         result_backend=None,
