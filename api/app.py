@@ -37,6 +37,7 @@ from api.idempotency import IdempotencyMiddleware
 from api.image_check import check_image_header
 from api.inputs import check_own_key, url_checker
 from api.limits import BodyLimitMiddleware
+from api.outages import OutageMiddleware
 from api.pagination import newest_first, newest_first_page
 from api.ratelimit import ClientDep, reserve_in_flight
 from api.schemas import ErrorResponse, JobCreate, JobList, JobObject, job_object
@@ -62,7 +63,8 @@ app = FastAPI(
     responses=ERRORS,
 )
 app.add_middleware(IdempotencyMiddleware)
-app.add_middleware(BodyLimitMiddleware)  # outermost: nothing reads more than the cap
+app.add_middleware(BodyLimitMiddleware)  # nothing reads more than the cap
+app.add_middleware(OutageMiddleware)  # outermost: a backing service down is a 503 wherever it shows
 app.include_router(batches.router)
 app.include_router(uploads.router)
 

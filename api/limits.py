@@ -1,7 +1,7 @@
 """Caps on what a request may make the API read: the body, before any of it is parsed or spooled.
 
-Outermost middleware, so nothing (the idempotency middleware's hash, Starlette's multipart spooling to
-disk, pydantic's JSON parser) sees more than the cap:
+Outermost but one (inside api/outages.py), so nothing (the idempotency middleware's hash, Starlette's
+multipart spooling to disk, pydantic's JSON parser) sees more than the cap:
 
 * multipart (``POST /v1/jobs`` uploads): MAX_UPLOAD_BYTES plus 64 KiB of form overhead;
 * anything else (JSON bodies of jobs, batches, uploads): MAX_JSON_BYTES.

@@ -41,7 +41,8 @@ CATALOGUE: dict[str, ErrorCode] = {e.code: e for e in [
                                    "key (token buckets); wait Retry-After seconds."),
     ErrorCode("too_many_jobs_in_flight", 429, "Queued + running jobs would exceed MAX_JOBS_IN_FLIGHT (a batch "
                                               "counts all its items); retry when some finish."),
-    ErrorCode("service_unavailable", 503, "A backing service (DB, Redis, S3) is down; retry later."),
+    ErrorCode("service_unavailable", 503, "A backing service (DB, Redis, S3) is down or the API's temporary "
+                                          "disk is full; retry after Retry-After (same Idempotency-Key)."),
     # job failure codes (stored on failed jobs)
     ErrorCode("truncated_image", 422, "The image data ends early (a partial upload)."),
     ErrorCode("input_missing", 422, "The input object does not exist in the bucket."),

@@ -1,0 +1,68 @@
+"""Outages of what the API depends on are ``503 service_unavailable`` with ``Retry-After``, never a 500.
+
+Postgres, Redis or S3 unreachable, or the temporary disk Starlette spools uploads to full: the client
+did nothing wrong and should retry later with the same Idempotency-Key (5xx replies are not stored,
+so the retry runs). A pure ASGI middleware, outermost, so it also covers the idempotency middleware's
+own database work, and it answers instead of re-raising: Starlette's catch-all would send its reply and
+then re-raise, and uvicorn would log a traceback and drop the keep-alive connection.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+
+import redis
+from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("portrait.api")
+
+RETRY_AFTER_S = 5
+
+
+def unavailable(exc: BaseException) -> str | None:
+    """What is down when ``exc`` means a backing service (or the temp disk) failed, else None."""
+    if isinstance(exc, OperationalError | InterfaceError) or (
+            isinstance(exc, DBAPIError) and exc.connection_invalidated):
+        return "the database"
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        return "the queue"
+    if isinstance(exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError):
+        return "object storage"
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return "the API's temporary disk (full)"
+    return None
+
+
+class OutageMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            down = unavailable(exc)
+            if down is None or started:
+                raise
+            log.warning("%s %s: %s is unavailable (%s)", scope["method"], scope["path"], down,
+                        type(exc).__name__)
+            body = json.dumps({"error": {"code": "service_unavailable",
+                                         "message": f"{down} is unavailable; retry later"}}).encode()
+            await send({"type": "http.response.start", "status": 503,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode()),
+                                    (b"retry-after", str(RETRY_AFTER_S).encode())]})
+            await send({"type": "http.response.body", "body": body})
