@@ -1,6 +1,6 @@
 # One entry point for developers and CI. `make test` works on a fresh machine: it builds the venv,
 # installs the project, starts Redis/Postgres if they are down, and runs pytest; the tests themselves
-# start SeaweedFS, uvicorn and Celery workers as subprocesses (tests/services.py).
+# start SeaweedFS, uvicorn and Celery workers as subprocesses (tests/service/harness.py).
 SHELL := /bin/bash
 PY ?= python3
 VENV ?= .venv
@@ -10,7 +10,7 @@ export WEIGHTS_DIR ?= $(SHARED)/weights
 export FACES_DIR ?= $(SHARED)/faces
 STAMP := $(VENV)/.installed
 
-.PHONY: install services test lint demo dev api worker worker-cpu flower beat migrate bench clean pack train
+.PHONY: install services test test-faults lint demo dev api worker worker-cpu flower beat migrate bench clean pack train
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,6 +29,11 @@ lint: install
 test: install services
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Only the fault and abuse suite (make test runs it too): Redis restart, Postgres outage, full temp
+# disk, a 2,000-job burst; figures in out/faults.json and the README's reliability section.
+test-faults: install services
+	$(BIN)/python -m pytest tests/faults $(PYTEST_ARGS)
 
 # The README's main job: restore a degraded copy of scikit-image's astronaut on CPU, no services.
 demo: install

@@ -92,6 +92,7 @@ class Proc:
     name: str
     popen: subprocess.Popen
     log: Path
+    url: str = ""  # where it listens, for servers
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -148,14 +149,20 @@ class Stack:
                                  "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h", "-E", "--without-mingle",
                                  "--without-gossip", "-l", "info"])
 
-    def start_api(self, port: int | None = None) -> Proc:
-        """uvicorn on ``port`` (the stack's own when restarting it), with the production header cap."""
-        port = port or (httpx.URL(self.api_url).port if self.api_url else free_port())
-        self.api_url = f"http://127.0.0.1:{port}"
-        proc = self.spawn("api", [str(BIN / "uvicorn"), "api.app:app", "--host", "127.0.0.1", "--port", str(port),
-                                  "--http", "h11", "--h11-max-incomplete-event-size", "65536"])
-        wait_until(lambda: httpx.get(f"{self.api_url}/readyz", timeout=2).status_code == 200, 60, 0.3,
-                   "API /readyz")
+    def start_api(self, port: int | None = None, name: str = "api",
+                  extra_env: dict[str, str] | None = None) -> Proc:
+        """uvicorn on ``port`` (the stack's own when restarting it), with the production header cap.
+
+        Only the process named ``api`` is the stack's API (``api_url``); others are extra instances.
+        """
+        port = port or (httpx.URL(self.api_url).port if self.api_url and name == "api" else free_port())
+        url = f"http://127.0.0.1:{port}"
+        if name == "api":
+            self.api_url = url
+        proc = self.spawn(name, [str(BIN / "uvicorn"), "api.app:app", "--host", "127.0.0.1", "--port", str(port),
+                                 "--http", "h11", "--h11-max-incomplete-event-size", "65536"], extra_env)
+        proc.url = url
+        wait_until(lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200, 60, 0.3, f"{name} /readyz")
         return proc
 
     def start_beat(self) -> Proc:
@@ -345,12 +352,108 @@ class DribbleServer:
         self.sock.close()
 
 
+class RedisServer:
+    """A private redis-server that keeps nothing on disk, so killing it loses every message, as a real
+    crash of the production Redis (no persistence) would. ``start()`` again reuses the port."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port, self.tmp = free_port(), tmp
+        self.popen: subprocess.Popen | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        import redis
+
+        log = open(self.tmp / f"redis-{self.port}.log", "ab")  # noqa: SIM115 - lives as long as the process
+        self.popen = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                       "--save", "", "--appendonly", "no", "--dir", str(self.tmp)],
+                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_until(lambda: redis.Redis.from_url(self.url).ping(), 20, 0.1, "private redis-server")
+
+    def kill(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(10)
+
+
+class TcpProxy:
+    """Forwards a loopback port to ``target_port``. ``cut()`` resets every connection and stops
+    listening (what clients see when a database host goes down); ``restore()`` listens again."""
+
+    def __init__(self, target_port: int) -> None:
+        self.port, self.target = free_port(), target_port
+        self._lock = threading.Lock()
+        self._socks: set[socket.socket] = set()
+        self._listener: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", self.port))
+        ls.listen(128)
+        self._listener = ls
+        threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
+
+    def _accept(self, ls: socket.socket) -> None:
+        while True:
+            try:
+                down, _ = ls.accept()
+            except OSError:
+                return
+            try:
+                up = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+                up.settimeout(None)
+            except OSError:
+                down.close()
+                continue
+            with self._lock:
+                self._socks.update((down, up))
+            for a, b in ((down, up), (up, down)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            socks, self._socks = self._socks, set()
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                sock.close()  # linger 0: an RST, as from a host that went away
+
+    close = cut
+
+
 @contextlib.contextmanager
-def running_stack(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterator[Stack]:
-    """Start everything; yield the stack; tear it all down (database dropped, Redis DB flushed)."""
+def running_stack(tmp: Path, extra_env: dict[str, str] | None = None,
+                  db_proxy: TcpProxy | None = None) -> Iterator[Stack]:
+    """Start everything; yield the stack; tear it all down (database dropped, Redis DB flushed).
+
+    With ``db_proxy`` (forwarding to Postgres) every process reaches the database through it.
+    """
     import redis
 
     db_url, drop_db = create_database()
+    stack_db_url = db_url
+    if db_proxy is not None:
+        parts = httpx.URL(db_url.replace("postgresql+psycopg", "http"))
+        stack_db_url = db_url.replace(f"{parts.host}:{parts.port}", f"127.0.0.1:{db_proxy.port}")
     redis_db = random.randint(1, 15)
     redis_url = f"{REDIS_BASE}/{redis_db}"
     redis.Redis.from_url(redis_url).flushdb()
@@ -361,7 +464,7 @@ def running_stack(tmp: Path, extra_env: dict[str, str] | None = None) -> Iterato
     try:
         s3 = start_seaweedfs(stack, access, secret)
         stack.env.update({
-            "DATABASE_URL": db_url,
+            "DATABASE_URL": stack_db_url,
             "REDIS_URL": redis_url,
             "S3_ENDPOINT_URL": s3,
             "S3_ACCESS_KEY_ID": access,
