@@ -40,13 +40,13 @@ from api.limits import BodyLimitMiddleware
 from api.outages import OutageMiddleware
 from api.pagination import newest_first, newest_first_page
 from api.ratelimit import ClientDep, reserve_in_flight
-from api.schemas import ErrorResponse, JobCreate, JobList, JobObject, job_object
-from db import dispatch
+from api.schemas import ErrorResponse, JobCreate, JobList
 from db import jobs as jobs_db
 from db.models import TERMINAL_STATUSES, Client, Job, JobStatus
 from db.session import get_engine, session_scope
 from portrait import queue
 from portrait.errors import ApiError
+from portrait.objects import JobObject, job_object
 from portrait.settings import get_settings
 from portrait.storage import get_storage, input_key
 
@@ -354,5 +354,5 @@ def cancel_job(job_id: uuid.UUID, client: ClientDep, background: BackgroundTasks
             raise ApiError("job_not_cancelable", f"job {job_id} is already {current.status.value}")
     queue.notify_finished(job)
     if job.batch_id is not None:
-        background.add_task(dispatch.dispatch_bulk)  # a batch item's fair-dispatch slot is free
+        background.add_task(queue.request_dispatch)  # a batch item's fair-dispatch slot is free
     return job_object(job, get_storage())

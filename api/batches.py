@@ -2,10 +2,11 @@
 
 ``POST /v1/batches`` resolves every item (an object key under the client's prefix, an https URL, or
 an upload id), then inserts the batch and all its jobs in **one** transaction, and only after the
-commit (in the background, after the reply) runs the fair dispatcher (db/dispatch.py), which sends
-the first few items' messages to the bulk queue; the rest follow as earlier ones finish. If this
-process dies first, the sweeper dispatches. Object keys and uploads are not HEAD-checked here
-(1,000 round trips); a missing one fails its job with ``input_missing``.
+commit (in the background, after the reply) asks a CPU worker to run the fair dispatcher
+(db/dispatch.py picks, worker/dispatch.py sends), which sends the first few items' messages to the
+bulk queue; the rest follow as earlier ones finish. If that request is lost, the sweeper dispatches.
+Object keys and uploads are not HEAD-checked here (1,000 round trips); a missing one fails its job
+with ``input_missing``.
 
 Batch items go to GPU_BULK_QUEUE, which GPU workers serve only when the interactive queue is empty
 (portrait/queue.py), so a big batch never holds up single photos.
@@ -27,23 +28,14 @@ from api.auth import owned_or_404
 from api.inputs import check_own_key, url_checker
 from api.pagination import decode_cursor, encode_cursor, newest_first, newest_first_page
 from api.ratelimit import ClientDep, reserve_in_flight
-from api.schemas import (
-    BatchCreate,
-    BatchCreated,
-    BatchDetail,
-    BatchList,
-    BatchObject,
-    JobList,
-    batch_object,
-    job_object,
-)
+from api.schemas import BatchCreate, BatchCreated, BatchDetail, BatchList, JobList
 from db import batches as batches_db
-from db import dispatch
 from db import jobs as jobs_db
 from db.models import Batch, Client, Job, Upload
 from db.session import session_scope
 from portrait import queue
 from portrait.errors import ApiError
+from portrait.objects import BatchObject, batch_object, job_object
 from portrait.settings import get_settings
 from portrait.storage import get_storage, input_key
 
@@ -97,7 +89,7 @@ def create_batch(body: BatchCreate, client: ClientDep, background: BackgroundTas
         counts = batches_db.status_counts(s, batch.id)
         created = BatchCreated(**batch_object(batch, counts).model_dump(), job_ids=[it.job_id for it in items])
         idempotency.record_in(s, request.state, 202, created.model_dump_json().encode())
-    background.add_task(dispatch.dispatch_bulk)
+    background.add_task(queue.request_dispatch)
     return created
 
 
@@ -116,7 +108,7 @@ def cancel_batch(batch_id: uuid.UUID, client: ClientDep, background: BackgroundT
     for job in canceled:
         queue.notify_finished(job)
     if canceled:
-        background.add_task(dispatch.dispatch_bulk)
+        background.add_task(queue.request_dispatch)
     with session_scope() as s:
         batch = s.get(Batch, batch_id)  # before the counts, as in get_batch
         return batch_object(batch, batches_db.status_counts(s, batch_id))

@@ -15,7 +15,8 @@
   expire and creating a second job. The middleware's own record, made when the reply is complete,
   replaces it (e.g. ``Prefer: wait`` turning the 202 into a 200).
 
-Keys are per client and kept IDEMPOTENCY_TTL_S (≥ 24 h); worker/retention.py purges older ones.
+Keys are per client and kept IDEMPOTENCY_TTL_S (≥ 24 h); the store is db/idempotency.py and
+worker/retention.py purges older keys through it.
 "The same request" means the same JSON (key order and whitespace do not matter) or, for multipart,
 the same fields and file bytes (boundaries and file names do not matter).
 
@@ -28,12 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import uuid
-from dataclasses import dataclass
-from datetime import timedelta
 
-from sqlalchemy import delete, func, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, UploadFile
@@ -41,8 +37,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import client_from_header
-from db.models import IdempotencyKey
-from db.session import session_scope
+from db import idempotency as store
+from db.idempotency import Outcome
 from portrait.errors import CATALOGUE
 from portrait.settings import get_settings
 
@@ -53,76 +49,12 @@ REPLAYED = "idempotent-replayed"
 KEPT_HEADERS = ("content-type", "preference-applied", "location")
 
 
-@dataclass(frozen=True)
-class Decision:
-    outcome: str  # run | replay | reused | in_progress
-    status: int = 0
-    headers: dict[str, str] | None = None
-    body: bytes = b""
-
-
-def begin(client_id: uuid.UUID, key: str, request_hash: str) -> Decision:
-    """Claim the key for this request, or say why not (replay, reused, in progress)."""
-    settings = get_settings()
-    with session_scope() as s:
-        inserted = s.execute(
-            insert(IdempotencyKey).values(client_id=client_id, key=key, request_hash=request_hash,
-                                          state="in_progress")
-            .on_conflict_do_nothing().returning(IdempotencyKey.key)
-        ).first()
-        if inserted is not None:
-            return Decision("run")
-        row = s.get(IdempotencyKey, (client_id, key), with_for_update=True)
-        if row is None:  # released between our insert and read: treat as a clash, the client retries
-            return Decision("in_progress")
-        if row.request_hash != request_hash:
-            return Decision("reused")
-        if row.state == "done":
-            return Decision("replay", row.response_status or 200, row.response_headers or {},
-                            row.response_body or b"")
-        taken = s.execute(
-            update(IdempotencyKey)
-            .where(IdempotencyKey.client_id == client_id, IdempotencyKey.key == key,
-                   IdempotencyKey.state == "in_progress",
-                   IdempotencyKey.locked_at < func.now() - timedelta(seconds=settings.idempotency_lock_s))
-            .values(locked_at=func.now())
-        ).rowcount
-        return Decision("run" if taken else "in_progress")
-
-
-def finish(client_id: uuid.UUID, key: str, status: int, headers: dict[str, str], body: bytes) -> None:
-    with session_scope() as s:
-        s.execute(update(IdempotencyKey)
-                  .where(IdempotencyKey.client_id == client_id, IdempotencyKey.key == key)
-                  .values(state="done", response_status=status, response_headers=headers, response_body=body))
-
-
 def record_in(s: Session, request_state: object, status: int, body: bytes) -> None:
     """Record this request's reply under its Idempotency-Key in the caller's transaction ``s``.
 
     ``request_state`` is the endpoint's ``request.state``; without a key (no header) nothing happens.
     """
-    ident = getattr(request_state, "idempotency", None)
-    if ident is None:
-        return
-    client_id, key = ident
-    s.execute(update(IdempotencyKey)
-              .where(IdempotencyKey.client_id == client_id, IdempotencyKey.key == key)
-              .values(state="done", response_status=status, response_headers={"content-type": "application/json"},
-                      response_body=body))
-
-
-def release(client_id: uuid.UUID, key: str) -> None:
-    """Forget an unfinished key (the request failed in a way worth retrying)."""
-    with session_scope() as s:
-        s.execute(delete(IdempotencyKey).where(IdempotencyKey.client_id == client_id, IdempotencyKey.key == key,
-                                               IdempotencyKey.state == "in_progress"))
-
-
-def purge(s: Session, older_than_s: float) -> int:
-    """Delete keys older than ``older_than_s``; returns how many."""
-    cutoff = func.now() - timedelta(seconds=older_than_s)
-    return s.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff)).rowcount or 0
+    store.record(s, getattr(request_state, "idempotency", None), status, body)
 
 
 async def request_hash(scope: Scope, headers: Headers, body: bytes) -> str:
@@ -200,14 +132,14 @@ class IdempotencyMiddleware:
         except Exception:  # noqa: BLE001 - an unparsable body: hash the bytes, the endpoint reports it
             digest = hashlib.sha256(body).hexdigest()
 
-        decision = await run_in_threadpool(begin, client.id, key, digest)
-        if decision.outcome == "replay":
+        decision = await run_in_threadpool(store.begin, client.id, key, digest)
+        if decision.outcome == Outcome.replay:
             return await _respond(send, decision.status, {**(decision.headers or {}), REPLAYED: "true"},
                                   decision.body)
-        if decision.outcome == "reused":
+        if decision.outcome == Outcome.reused:
             return await _respond(send, *_error(
                 "idempotency_key_reused", "this Idempotency-Key was used with a different request"))
-        if decision.outcome == "in_progress":
+        if decision.outcome == Outcome.in_progress:
             return await _respond(send, *_error(
                 "idempotency_request_in_progress", "a request with this Idempotency-Key is still running; retry"))
 
@@ -237,14 +169,14 @@ class IdempotencyMiddleware:
                     stored = True
                     # Store before the last byte leaves, so a retry that races the reply replays it.
                     if status >= 500 or status == 429:
-                        await run_in_threadpool(release, client.id, key)
+                        await run_in_threadpool(store.release, client.id, key)
                     else:
-                        await run_in_threadpool(finish, client.id, key, status, kept, bytes(out))
+                        await run_in_threadpool(store.finish, client.id, key, status, kept, bytes(out))
             await send(message)
 
         try:
             await self.app(scope, replay_body, capture)
         finally:
             if not stored:
-                await run_in_threadpool(release, client.id, key)
+                await run_in_threadpool(store.release, client.id, key)
 

@@ -2,23 +2,23 @@
 
 The bulk queue in Redis is FIFO, so sending a batch's messages all at once would make every other
 client's batch wait behind it. Instead a batch item is created ``queued`` with ``enqueued_at`` NULL
-(no message yet), and ``dispatch_bulk`` sends messages so that each client has at most
+(no message yet), and the dispatcher (worker/dispatch.py) sends messages so that each client has at most
 BULK_IN_FLIGHT_PER_CLIENT items *in flight* (a message sent and not yet finished: queued with
 ``enqueued_at`` set, or running). Clients with room take turns, one item each per round, oldest
 batch first within a client. With K clients busy, the queue holds at most K × the cap messages and
 each client gets about 1/K of the bulk throughput; a newcomer's first items wait behind at most the
 cap of each other client's, not behind their whole batches.
 
-It runs after a batch is created or canceled (API), after each bulk task ends (worker: a slot was
-freed) and on every sweep (the safety net for a trigger lost to a crash). Concurrent dispatchers serialise on one
-transaction-scoped advisory lock, so counts and picks cannot interleave and exceed the cap; rows
-locked by someone else (a batch being canceled) are skipped. The rows are marked sent and committed
-*before* their messages go out: a send that fails puts the unsent ones back to NULL, and a message
-Redis loses afterwards (or one never sent because this process died after the commit) still counts
-against its client's cap; the sweeper re-sends it once it is QUEUED_STALE_S old and in neither the
-bulk queue nor the unacked set in Redis (worker/sweeper.py), even while other clients keep the queue
-busy. Single jobs never pass through here.
-"""
+This module picks and marks (Postgres only; it sends nothing). The worker's dispatcher sends what
+was picked; it runs after a batch is created or canceled (the API asks for it with a message), after
+each bulk task ends (a slot was freed) and on every sweep (the safety net for a lost trigger).
+Concurrent dispatchers serialise on one transaction-scoped advisory lock, so counts and picks cannot
+interleave and exceed the cap; rows locked by someone else (a batch being canceled) are skipped. The
+rows are marked sent and committed *before* their messages go out: a send that fails puts the unsent
+ones back to NULL, and a message Redis loses afterwards (or one never sent because this process died
+after the commit) still counts against its client's cap; the sweeper re-sends it once it is
+QUEUED_STALE_S old and in neither the bulk queue nor the unacked set in Redis (worker/sweeper.py),
+even while other clients keep the queue busy. Single jobs never pass through here."""
 
 from __future__ import annotations
 
@@ -31,8 +31,6 @@ from sqlalchemy.orm import Session
 
 from db.models import Client, Job, JobStatus
 from db.session import session_scope
-from portrait import queue
-from portrait.settings import get_settings
 
 log = logging.getLogger("portrait.dispatch")
 
@@ -68,23 +66,7 @@ def pick(s: Session, per_client: int) -> list[uuid.UUID]:
     return ids
 
 
-def dispatch_bulk() -> int:
-    """Send the batch items that fit under every client's cap; the number sent. Never raises."""
-    ids: list[uuid.UUID] = []
-    sent = 0
-    try:
-        with session_scope() as s:
-            ids = pick(s, get_settings().bulk_in_flight_per_client)
-        for jid in ids:
-            queue.enqueue_restore(jid, bulk=True)
-            sent += 1
-    except Exception:  # noqa: BLE001 - the next trigger or the sweeper dispatches again
-        log.exception("bulk dispatch stopped after %d of %d messages", sent, len(ids))
-        _unmark(ids[sent:])
-    return sent
-
-
-def _unmark(ids: list[uuid.UUID]) -> None:
+def unmark(ids: list[uuid.UUID]) -> None:
     """Back to 'not sent' (only while still queued), so the next dispatch sends them.
 
     The rows are locked in id order first, as ``db.jobs.cancel_batch`` locks them: two multi-row

@@ -67,6 +67,17 @@ class WebhookState(enum.StrEnum):
     gone = "gone"
 
 
+class WebhookEvent(enum.StrEnum):
+    """Per-job events a client may ask for in ``webhook_events_filter``."""
+
+    start = "start"  # a worker picked the job up
+    completed = "completed"  # succeeded, failed or canceled
+
+
+#: What a single job reports when its submit names no events.
+DEFAULT_JOB_EVENTS = (WebhookEvent.completed,)
+
+
 def _now_default() -> Any:
     return func.now()
 
@@ -120,7 +131,7 @@ class Job(Base):
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     faces: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
     webhook_url: Mapped[str | None] = mapped_column(Text)
-    # Which per-job events are POSTed to webhook_url: "start", "completed". NULL = ["completed"].
+    # Which per-job events are POSTed to webhook_url (WebhookEvent). NULL = DEFAULT_JOB_EVENTS.
     webhook_events_filter: Mapped[list[str] | None] = mapped_column(JSONType)
     webhook_state: Mapped[WebhookState] = mapped_column(
         Enum(WebhookState, name="webhook_state", values_callable=lambda e: [m.value for m in e]),
@@ -168,15 +179,16 @@ class Job(Base):
     #: Set (not stored) by db.jobs when this job's terminal transition completed its batch.
     batch_completed = False
 
+    @property
+    def webhook_events(self) -> list[str]:
+        """The per-job events this job reports: its filter, or DEFAULT_JOB_EVENTS when it named none."""
+        if self.webhook_events_filter is not None:
+            return list(self.webhook_events_filter)
+        return [str(e) for e in DEFAULT_JOB_EVENTS]
+
     def wants_event(self, event: str) -> bool:
         """Whether the client asked for this per-job webhook event ("start" or "completed")."""
-        events = self.webhook_events_filter if self.webhook_events_filter is not None else ["completed"]
-        return bool(self.webhook_url) and event in events
-
-    @property
-    def queue_kind(self) -> str:
-        """Batch items go to the bulk queue, single jobs to the interactive one."""
-        return "bulk" if self.batch_id is not None else "interactive"
+        return bool(self.webhook_url) and event in self.webhook_events
 
 
 class Batch(Base):

@@ -46,6 +46,7 @@ BATCH_WEBHOOK_TASK = "portrait.deliver_batch_webhook"
 SWEEP_TASK = "portrait.sweep"
 RETENTION_TASK = "portrait.retention"
 FETCH_TASK = "portrait.fetch_input"
+DISPATCH_TASK = "portrait.dispatch_bulk"
 
 
 class _QoS(kombu_redis.QoS):
@@ -112,6 +113,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
             SWEEP_TASK: {"queue": settings.maintenance_queue},
             RETENTION_TASK: {"queue": settings.maintenance_queue},
             FETCH_TASK: {"queue": settings.fetch_queue},
+            DISPATCH_TASK: {"queue": settings.maintenance_queue},
         },
         beat_schedule={
             "sweep": {"task": SWEEP_TASK, "schedule": settings.sweep_interval_s},
@@ -139,6 +141,15 @@ def enqueue_restore(job_id: uuid.UUID | str, countdown: float | None = None, *, 
 def enqueue_fetch(job_id: uuid.UUID | str) -> None:
     """Fetch a job's URL input on the CPU queue (worker/fetch.py), which then sends its restore message."""
     producer().send_task(FETCH_TASK, args=[str(job_id)])
+
+
+def request_dispatch() -> None:
+    """Ask a CPU worker to run the fair bulk dispatcher (worker/dispatch.py). Never raises: if the
+    message is lost, the next bulk task's end or the sweep dispatches."""
+    try:
+        producer().send_task(DISPATCH_TASK)
+    except Exception:  # noqa: BLE001
+        log.exception("could not request a bulk dispatch; the sweeper will dispatch")
 
 
 #: Longest restore queue whose messages ``restore_messages`` reads (the bulk queue is bounded by the

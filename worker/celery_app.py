@@ -16,7 +16,8 @@ from portrait.queue import make_celery
 from portrait.settings import get_settings
 
 app = make_celery()
-app.conf.include = ["worker.tasks", "worker.fetch", "worker.webhooks", "worker.sweeper", "worker.retention"]
+app.conf.include = ["worker.tasks", "worker.fetch", "worker.webhooks", "worker.sweeper", "worker.retention",
+                    "worker.dispatch"]
 
 log = logging.getLogger("portrait.worker")
 

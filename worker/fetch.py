@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import uuid
 
-from db import dispatch
 from db import jobs as jobs_db
 from db.models import Job, JobStatus
 from db.session import session_scope
@@ -23,6 +22,7 @@ from portrait.settings import get_settings
 from portrait.storage import get_storage
 from portrait.urlguard import UrlFetchError, UrlRefused, fetch
 from worker.celery_app import app
+from worker.dispatch import dispatch_bulk
 
 log = logging.getLogger("portrait.worker")
 
@@ -53,7 +53,7 @@ def fetch_input(job_id: str) -> str:
             log.info("job %s failed: %s: %s", job_id, code, e)
             queue.notify_finished(failed)
             if failed is not None and bulk:
-                dispatch.dispatch_bulk()  # that failure freed its client's slot
+                dispatch_bulk()  # that failure freed its client's slot
             return "failed"
     queue.enqueue_restore(jid, bulk=bulk)
     return "fetched"

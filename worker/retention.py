@@ -16,8 +16,8 @@ import logging
 
 from sqlalchemy import ColumnElement, delete, func, select
 
-from api.idempotency import purge as purge_idempotency_keys
 from db import jobs as jobs_db
+from db.idempotency import purge as purge_idempotency_keys
 from db.models import Client, Job, JobStatus, Upload
 from db.session import session_scope
 from portrait import queue

@@ -29,13 +29,13 @@ from typing import Any
 import redis
 from sqlalchemy import and_, func, or_, select, true
 
-from db import dispatch
 from db import jobs as jobs_db
 from db.models import Batch, Job, WebhookDelivery, WebhookState
 from db.session import session_scope
 from portrait import queue
 from portrait.settings import get_settings
 from worker.celery_app import app
+from worker.dispatch import dispatch_bulk
 from worker.webhooks import STARTED
 
 log = logging.getLogger("portrait.sweeper")
@@ -105,7 +105,7 @@ def sweep_once() -> dict[str, int]:
     for job in exhausted:
         queue.notify_finished(job)
     counts["requeued_expired"], counts["exhausted"] = len(requeued), len(exhausted)
-    counts["dispatched"] = dispatch.dispatch_bulk()  # a dispatch trigger lost to a crash
+    counts["dispatched"] = dispatch_bulk()  # a dispatch trigger lost to a crash
 
     grace = timedelta(seconds=settings.queued_stale_s)
     started = WebhookDelivery.event_type == STARTED

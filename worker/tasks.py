@@ -19,7 +19,6 @@ from billiard.exceptions import SoftTimeLimitExceeded
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.exc import OperationalError
 
-from db import dispatch
 from db import jobs as jobs_db
 from db.models import Job, JobStatus
 from db.session import session_scope
@@ -30,6 +29,7 @@ from portrait.urlguard import UrlFetchError, UrlRefused
 from restoration.errors import RestorationError
 from restoration.options import RestoreOptions
 from worker.celery_app import app
+from worker.dispatch import dispatch_bulk
 from worker.fetch import fetch_to_storage
 from worker.restorer import get_restorer
 
@@ -110,7 +110,7 @@ def restore(self: Any, job_id: str) -> str:
     if claim.outcome == "exhausted":
         queue.notify_finished(job)
         if job is not None and job.batch_id is not None:
-            dispatch.dispatch_bulk()  # that failure freed its client's slot
+            dispatch_bulk()  # that failure freed its client's slot
     if claim.outcome != "claimed":
         # terminal: a redelivered message for a finished job; leased: another live worker has it
         # (the sweeper hands it over if that worker dies); missing: deleted.
@@ -177,5 +177,5 @@ def restore(self: Any, job_id: str) -> str:
     finally:
         beat.stop.set()
         if job.batch_id is not None:
-            dispatch.dispatch_bulk()  # this GPU slot is free: send the next batch items, clients in turn
+            dispatch_bulk()  # this GPU slot is free: send the next batch items, clients in turn
     return "failed"

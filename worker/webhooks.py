@@ -31,11 +31,11 @@ from typing import Any
 import httpx
 from standardwebhooks.webhooks import Webhook
 
-from api.schemas import batch_object, job_object
 from db.batches import status_counts
 from db.models import Batch, Client, Job, WebhookDelivery, WebhookState
 from db.session import session_scope
 from portrait import queue, urlguard
+from portrait.objects import batch_object, job_object
 from portrait.settings import Settings, get_settings
 from portrait.storage import get_storage
 from worker.celery_app import app

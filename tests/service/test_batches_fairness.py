@@ -12,11 +12,11 @@ from sqlalchemy import func, select, update
 from test_batches import wait_batch
 
 from db import batches as batches_db
-from db import dispatch
 from db.models import Job
 from db.session import session_scope
 from portrait.settings import get_settings
 from portrait.storage import client_prefix, get_storage, input_key
+from worker import dispatch
 
 
 def _in_flight(client_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:

@@ -1,0 +1,41 @@
+"""Sends the batch items the fair dispatcher picked (db/dispatch.py says who and why).
+
+The rows are marked sent and committed before their messages go out; a send that fails puts the
+unsent ones back (``dispatch.unmark``). The API asks for a run with a ``DISPATCH_TASK`` message
+(after creating or canceling a batch); the worker calls :func:`dispatch_bulk` itself when a bulk
+task ends, and the sweep calls it every SWEEP_INTERVAL_S.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from db import dispatch
+from db.session import session_scope
+from portrait import queue
+from portrait.settings import get_settings
+from worker.celery_app import app
+
+log = logging.getLogger("portrait.dispatch")
+
+
+def dispatch_bulk() -> int:
+    """Send the batch items that fit under every client's cap; the number sent. Never raises."""
+    ids: list[uuid.UUID] = []
+    sent = 0
+    try:
+        with session_scope() as s:
+            ids = dispatch.pick(s, get_settings().bulk_in_flight_per_client)
+        for jid in ids:
+            queue.enqueue_restore(jid, bulk=True)
+            sent += 1
+    except Exception:  # noqa: BLE001 - the next trigger or the sweeper dispatches again
+        log.exception("bulk dispatch stopped after %d of %d messages", sent, len(ids))
+        dispatch.unmark(ids[sent:])
+    return sent
+
+
+@app.task(name=queue.DISPATCH_TASK)
+def dispatch_task() -> int:
+    return dispatch_bulk()
