@@ -31,3 +31,42 @@ def test_make_targets_named_in_the_readme_exist() -> None:
     targets = set(re.findall(r"^([a-z][\w-]*):", makefile, re.M))
     for target in set(re.findall(r"`make (\w+)", README)) | set(re.findall(r"^make (\w+)", README, re.M)):
         assert target in targets, target
+
+
+#: Paths the docs name that a command creates; each must go from here once it exists.
+NOT_YET = {"restoration/weights/": "the shipped generator, written by scripts/evaluate.py --export"}
+PATH_IN_TEXT = re.compile(
+    r"(?<![\w./-])((?:api|db|worker|portrait|restoration|tests|scripts|benchmarks|docs|infra|training|\.ci)"
+    r"/[\w./-]*[\w/])")
+
+
+def _texts() -> list[Path]:
+    docs = [ROOT / "README.md", ROOT / "Makefile", ROOT / "training" / "LOG.md", ROOT / "docker-compose.yml"]
+    docs += sorted((ROOT / "docs").glob("*.md")) + sorted((ROOT / "restoration" / "training" / "configs").glob("*"))
+    code = [p for pkg in ("api", "db", "worker", "portrait", "restoration", "scripts", "benchmarks", "tests")
+            for p in sorted((ROOT / pkg).rglob("*.py"))]
+    return docs + code + sorted((ROOT / "infra").glob("Dockerfile*"))
+
+
+def test_every_repository_path_named_in_docs_and_docstrings_exists() -> None:
+    missing = []
+    for text in _texts():
+        for m in PATH_IN_TEXT.finditer(text.read_text(errors="replace")):
+            path = m.group(1)
+            if any(c in path for c in "*<{") or path in NOT_YET:
+                continue
+            if not (ROOT / path).exists():
+                missing.append(f"{text.relative_to(ROOT)} names {path}")
+    assert sorted(set(missing)) == []
+    assert [p for p in NOT_YET if (ROOT / p).exists()] == [], "it exists now: drop it from NOT_YET"
+
+
+def test_package_data_globs_match_files() -> None:
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    for package, globs in data.items():
+        for pattern in globs:
+            if f"{package}/{pattern}".startswith(tuple(NOT_YET)):
+                continue
+            assert list((ROOT / package).glob(pattern)), f"package-data {package}/{pattern} matches nothing"
