@@ -10,7 +10,7 @@ export WEIGHTS_DIR ?= $(SHARED)/weights
 export FACES_DIR ?= $(SHARED)/faces
 STAMP := $(VENV)/.installed
 
-.PHONY: install services test test-faults lint demo dev api worker worker-cpu flower beat migrate bench clean pack train
+.PHONY: install services test test-faults check lint demo dev api worker worker-cpu flower beat migrate bench clean pack train
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,6 +29,11 @@ lint: install
 test: install services
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fast inner loop: lint + every test that needs no running stack (no services started).
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not services" $(PYTEST_ARGS)
 
 # Only the fault and abuse suite (make test runs it too): Redis restart, Postgres outage, full temp
 # disk, a 2,000-job burst; figures in out/faults.json and the README's reliability section.

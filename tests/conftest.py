@@ -1,12 +1,28 @@
-"""Shared by every test folder: a failed test that used a running stack prints its processes' logs."""
+"""Shared by every test folder: the ``services`` mark, and logs of a running stack when a test fails.
+
+A test that uses a stack (real Redis, Postgres, SeaweedFS, Celery, uvicorn) is marked ``services``
+here, from the fixtures it asks for, so ``pytest -m "not services"`` (``make check``) runs the rest
+without anything started. tests/service/harness.py (the stack, file servers, webhook receivers) is
+importable from every folder.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "service"))
+
 STACK_FIXTURES = ("stack", "fault_stack")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if set(STACK_FIXTURES) & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.services)
 
 
 @pytest.fixture(autouse=True)

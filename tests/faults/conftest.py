@@ -5,16 +5,12 @@ printed at the end of the run (the README's reliability section quotes them)."""
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "service"))
-
-from harness import RedisServer, Stack, TcpProxy, running_stack  # noqa: E402
+from harness import RedisServer, Stack, TcpProxy, running_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "out" / "faults.json"
