@@ -27,11 +27,6 @@ def _default_shared(sub: str) -> Path:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    faces_dir: Path = Field(
-        default_factory=lambda: _default_shared("faces"),
-        description="Face images for tests, evaluation and training (third-party, never committed).",
-    )
-
     # --- stores -------------------------------------------------------------------------------
     database_url: str = Field(
         "postgresql+psycopg://postgres@127.0.0.1:5432/portrait",
@@ -61,7 +56,6 @@ class Settings(BaseSettings):
     url_fetch_timeout_s: float = Field(
         15.0, description="Total deadline for fetching an input URL: every redirect, the headers and the body.")
     allow_http_urls: bool = Field(False, description="Accept plain http:// input URLs (tests only).")
-    page_size_max: int = 100
     url_allowlist: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Hosts, addresses or CIDRs, each best scoped to a port or range ('127.0.0.1:9371', "

@@ -11,8 +11,6 @@ class RestorationError(Exception):
     """Base class: ``code`` is stable and documented; ``message`` is for humans."""
 
     code = "restoration_error"
-    #: whether retrying the same input can succeed (a poison image never does)
-    retryable = False
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
