@@ -18,16 +18,16 @@ stay in Redis and are dropped by the worker's claim (a canceled job cannot be cl
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Request
 from sqlalchemy import select
 
 from api import idempotency
 from api.auth import owned_or_404
+from api.deps import ClientDep, PageSize
 from api.inputs import check_own_key, url_checker
 from api.pagination import decode_cursor, encode_cursor, newest_first, newest_first_page
-from api.ratelimit import ClientDep, reserve_in_flight
+from api.ratelimit import reserve_in_flight
 from api.schemas import BatchCreate, BatchCreated, BatchDetail, BatchList, JobList
 from db import batches as batches_db
 from db import jobs as jobs_db
@@ -118,7 +118,7 @@ def cancel_batch(batch_id: uuid.UUID, client: ClientDep, background: BackgroundT
 def get_batch(
     batch_id: uuid.UUID,
     client: ClientDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 100,
+    limit: PageSize = 100,
     cursor: str | None = None,
 ) -> BatchDetail:
     """Counts per status, progress, and a page of its jobs in item order (``jobs.next_cursor``)."""
@@ -143,7 +143,7 @@ def get_batch(
 @router.get("/v1/batches", response_model=BatchList)
 def list_batches(
     client: ClientDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    limit: PageSize = 20,
     cursor: str | None = None,
 ) -> BatchList:
     """This client's batches, newest first."""

@@ -21,10 +21,9 @@ from __future__ import annotations
 import logging
 import math
 from functools import lru_cache
-from typing import Annotated
 
 import redis
-from fastapi import Depends, Request
+from fastapi import Request
 from sqlalchemy.orm import Session
 
 from api.auth import current_client
@@ -104,8 +103,6 @@ def rate_limited_client(request: Request) -> Client:
         _raise_limited(retry)
     return client
 
-
-ClientDep = Annotated[Client, Depends(rate_limited_client)]
 
 
 def reserve_in_flight(s: Session, client: Client, adding: int) -> None:

@@ -16,7 +16,7 @@ from fastapi import APIRouter
 from sqlalchemy import func
 
 from api.auth import owned_or_404
-from api.ratelimit import ClientDep
+from api.deps import ClientDep
 from api.schemas import UploadCreate, UploadObject
 from db.models import Upload
 from db.session import session_scope
