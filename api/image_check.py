@@ -14,8 +14,7 @@ from PIL import Image, UnidentifiedImageError
 
 from portrait.errors import ApiError
 from portrait.settings import Settings
-
-ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO"}
+from restoration.formats import INPUT_FORMATS
 
 
 def check_image_header(data: bytes, settings: Settings) -> tuple[str, int, int]:
@@ -29,7 +28,7 @@ def check_image_header(data: bytes, settings: Settings) -> tuple[str, int, int]:
                 fmt, (w, h) = im.format or "", im.size
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
         raise ApiError("invalid_image", f"not a decodable image: {type(e).__name__}") from e
-    if fmt not in ACCEPTED_FORMATS:
+    if fmt not in INPUT_FORMATS:
         raise ApiError("invalid_image", f"unsupported image format {fmt or 'unknown'}")
     if w * h > settings.max_image_pixels or max(w, h) > settings.max_image_side:
         raise ApiError("image_too_large",

@@ -36,8 +36,9 @@ from harness import Api, WebhookReceiver, running_stack, wait_until  # noqa: E40
 from db.models import Job, JobStatus  # noqa: E402
 from db.session import session_scope  # noqa: E402
 from portrait.storage import client_prefix, get_storage  # noqa: E402
+from restoration.paths import default_faces_dir  # noqa: E402
 
-FACES = ROOT.parent / "shared" / "faces" / "hq" / "london_neutral"
+FACES = default_faces_dir() / "hq" / "london_neutral"
 
 
 def small_faces(n: int) -> list[bytes]:

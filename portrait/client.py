@@ -28,7 +28,8 @@ from typing import Any
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+from restoration.formats import INPUT_SUFFIXES
+
 STATE_FILE = ".portrait-submit.json"
 BATCH_LIMIT = 1000
 
@@ -248,7 +249,7 @@ class SubmitResult:
 def list_images(folder: Path, exclude: Path | None = None) -> list[Path]:
     out = []
     for p in sorted(folder.rglob("*")):
-        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not any(x.startswith(".") for x in p.parts):
+        if p.suffix.lower() in INPUT_SUFFIXES and p.is_file() and not any(x.startswith(".") for x in p.parts):
             if exclude is not None and exclude.resolve() in p.resolve().parents:
                 continue
             out.append(p)

@@ -16,12 +16,10 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from restoration import formats
+from restoration.paths import default_weights_dir
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _default_shared(sub: str) -> Path:
-    """``../shared/<sub>`` beside the checkout: where developers and CI keep third-party data."""
-    return PROJECT_ROOT.parent / "shared" / sub
 
 
 class Settings(BaseSettings):
@@ -50,9 +48,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(25 * 1024 * 1024, description="Largest accepted input, bytes.")
     max_json_bytes: int = Field(2 * 1024 * 1024, description="Largest JSON request body (jobs, batches, uploads), "
                                                              "bytes; larger ones get 413 before they are read.")
-    max_image_pixels: int = Field(50_000_000, description="Largest accepted input, pixels (w*h).")
-    max_image_side: int = Field(12_000, description="Largest accepted input side, pixels.")
-    min_image_side: int = Field(16, description="Smallest accepted input side, pixels.")
+    max_image_pixels: int = Field(formats.MAX_PIXELS, description="Largest accepted input, pixels (w*h).")
+    max_image_side: int = Field(formats.MAX_SIDE, description="Largest accepted input side, pixels.")
+    min_image_side: int = Field(formats.MIN_SIDE, description="Smallest accepted input side, pixels.")
     url_fetch_timeout_s: float = Field(
         15.0, description="Total deadline for fetching an input URL: every redirect, the headers and the body.")
     allow_http_urls: bool = Field(False, description="Accept plain http:// input URLs (tests only).")
@@ -104,7 +102,7 @@ class Settings(BaseSettings):
     # --- worker -------------------------------------------------------------------------------
     device: str = Field("auto", description="Torch device for the pipeline: auto, cpu, cuda, cuda:N.")
     weights_dir: Path = Field(
-        default_factory=lambda: _default_shared("weights"),
+        default_factory=default_weights_dir,
         description="Third-party weights (facexlib/, identity/, landmarks/). Never committed.",
     )
     model_path: Path | None = Field(

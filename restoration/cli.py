@@ -16,8 +16,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
-_EXT = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
+from restoration.formats import EXTENSIONS, INPUT_SUFFIXES, OUTPUT_FORMATS
+
 FILES_PER_BATCH = 4  # photos whose faces share generator batches
 
 
@@ -52,7 +52,7 @@ def add_restore_arguments(
     parser.add_argument("--compare", action="store_true",
                         help="also write side-by-side input | output images to OUTDIR/compare/")
     parser.add_argument("--report", type=Path, default=None, help="write a JSON report of every file here")
-    parser.add_argument("--format", default="auto", choices=["auto", "png", "jpeg", "webp"],
+    parser.add_argument("--format", default="auto", choices=["auto", *OUTPUT_FORMATS],
                         help="output format; auto keeps JPEG as JPEG, alpha/16-bit become PNG")
     parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
     parser.add_argument("--batch", type=int, default=8, help="faces per generator batch (default 8)")
@@ -73,7 +73,7 @@ def collect_inputs(paths: list[Path]) -> list[Path]:
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
-            files.extend(sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES))
+            files.extend(sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES))
         else:
             files.append(p)
     return files
@@ -165,7 +165,7 @@ def run_restore(args: argparse.Namespace) -> int:
                 entry.update(ok=False, error={"code": res.code, "message": res.message})
                 tqdm.write(f"skipped {files[i]}: {res}", file=sys.stderr)
             else:
-                out_path = out_dir / f"{stems[i]}{_EXT[res.format]}"
+                out_path = out_dir / f"{stems[i]}.{EXTENSIONS[res.format]}"
                 out_path.write_bytes(res.data)
                 entry.update(ok=True, output=str(out_path), **res.to_report())
                 if args.compare and res.input_image is not None:

@@ -20,12 +20,12 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from restoration import formats
 from restoration.errors import ImageTooLarge, ImageTooSmall, InvalidImage, TruncatedImage
 
 # A partial upload must fail loudly, never come back as a half-grey image.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
-SUPPORTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF", "MPO")
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")  # JPEG, PNG
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 #: an RGB photo whose channels differ by no more than this (99.5th percentile) is treated as gray:
@@ -37,11 +37,10 @@ _GRAY_TOLERANCE = 6
 class ImageLimits:
     """Refuse what would exhaust memory (``max_*``) or cannot hold a face (``min_side``)."""
 
-    max_pixels: int = 50_000_000
-    max_side: int = 12_000
-    min_side: int = 16
-    #: the restored photo is capped too: ``upscale`` is lowered until the output fits
-    max_output_pixels: int = 120_000_000
+    max_pixels: int = formats.MAX_PIXELS
+    max_side: int = formats.MAX_SIDE
+    min_side: int = formats.MIN_SIDE
+    max_output_pixels: int = formats.MAX_OUTPUT_PIXELS
 
 
 @dataclass
@@ -112,7 +111,7 @@ def _open(data: bytes, limits: ImageLimits) -> Image.Image:
         if data.startswith(_SIGNATURES):  # a real image's first bytes, cut inside its headers
             raise TruncatedImage(f"the image ends inside its header ({len(data)} bytes): {_reason(e)}") from e
         raise InvalidImage(f"not a decodable image ({len(data)} bytes): {_reason(e)}") from e
-    if im.format not in SUPPORTED_FORMATS:
+    if im.format not in formats.INPUT_FORMATS:
         raise InvalidImage(f"unsupported format {im.format}; use JPEG, PNG, WebP, BMP or TIFF")
     check_size(*im.size, limits)  # from the header, pixels not decoded yet
     return im
@@ -248,7 +247,7 @@ def encode(
     A uint16 ``rgb`` is written as a 16-bit PNG; JPEG and WebP have no 16-bit mode and get 8 bits.
     """
     fmt = fmt.lower()
-    if fmt not in ("png", "jpeg", "webp"):
+    if fmt not in formats.OUTPUT_FORMATS:
         raise ValueError(f"unknown output format {fmt!r}")
     if fmt == "jpeg":
         alpha = None  # JPEG has no alpha; the caller asked for it explicitly

@@ -21,8 +21,7 @@ def settings_table() -> str:
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, f in Settings.model_fields.items():
         if f.default_factory is not None:
-            default = "`../shared/" + name.removesuffix("_dir") + "s`" if name.endswith("_dir") else "computed"
-            default = {"weights_dir": "`../shared/weights`", "faces_dir": "`../shared/faces`"}.get(name, default)
+            default = {"weights_dir": "`../shared/weights`"}.get(name, "computed")
         else:
             default = "unset" if f.default is None else f"`{f.default}`"
         rows.append(f"| `{name.upper()}` | {default} | {(f.description or '').replace('|', '/')} |")

@@ -1,7 +1,8 @@
 """The layering rule of the README, read from the code's imports (AST), so it cannot quietly erode.
 
 restoration/ knows nothing of queues, databases or S3; db/ persists and sends no messages; api/ and
-worker/ never import each other; portrait/'s shared modules sit below both. Imports under
+worker/ never import each other; portrait/'s shared modules sit below both; of the ML core, api/ and
+portrait/ see only its light modules (options, formats, paths), which import no torch or OpenCV. Imports under
 ``if TYPE_CHECKING:`` are for type checkers only and do not count.
 """
 
@@ -32,10 +33,11 @@ FORBIDDEN = [
     ("worker", "api", "api/ and worker/ never import each other (a CPU worker must not load FastAPI)"),
     ("portrait", "api", "portrait/'s shared modules sit below api/"),
     ("portrait", "worker", "portrait/'s shared modules sit below worker/"),
-    ("portrait", "restoration", "portrait/'s shared modules do not load the ML core"),
 ]
-#: api/ may read the restoration options model (pydantic only) and nothing else of the ML core.
-API_MAY_IMPORT = {"restoration.options"}
+#: The ML core's light modules (no torch, OpenCV or numpy): the restore options, the formats and
+#: limits, where third-party data lives. api/ and portrait/ may import these and nothing else of it.
+LIGHT = {"restoration", "restoration.options", "restoration.formats", "restoration.paths"}
+HEAVY = ("torch", "cv2", "numpy", "PIL", "facexlib", "mediapipe", "safetensors")
 
 
 def _type_checking_lines(tree: ast.AST) -> set[int]:
@@ -80,9 +82,11 @@ def violations(edges: dict[str, set[str]]) -> list[str]:
             for src, dst, why in FORBIDDEN:
                 if _within(importer, src) and _within(target, dst):
                     bad.append(f"{importer} imports {target}: {why}")
-            if (_within(importer, "api") and _within(target, "restoration")
-                    and not any(_within(target, ok) for ok in API_MAY_IMPORT)):
-                bad.append(f"{importer} imports {target}: api/ must not load the ML core (torch, OpenCV)")
+            if ((_within(importer, "api") or _within(importer, "portrait")) and _within(target, "restoration")
+                    and target not in LIGHT and target.rsplit(".", 1)[0] not in LIGHT - {"restoration"}):
+                bad.append(f"{importer} imports {target}: api/ and portrait/ must not load the ML core")
+            if importer in LIGHT and any(_within(target, h) for h in HEAVY):
+                bad.append(f"{importer} imports {target}: a light module must stay light")
     return sorted(set(bad))
 
 
@@ -98,6 +102,7 @@ def test_the_layers_hold() -> None:
 @pytest.mark.parametrize(("importer", "imported"), [
     ("worker.webhooks", "api.schemas"), ("db.dispatch", "portrait.queue"), ("api.app", "worker.tasks"),
     ("restoration.pipeline", "portrait.settings"), ("api.jobs", "restoration.pipeline"),
+    ("portrait.settings", "restoration.image_io"), ("restoration.formats", "numpy"),
 ])
 def test_a_forbidden_edge_is_caught(importer: str, imported: str) -> None:
     assert violations({importer: {imported}}), f"{importer} -> {imported} should be refused"

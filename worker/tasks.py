@@ -27,6 +27,7 @@ from portrait.settings import get_settings
 from portrait.storage import ObjectMissing, get_storage, result_key
 from portrait.urlguard import UrlFetchError, UrlRefused
 from restoration.errors import RestorationError
+from restoration.formats import CONTENT_TYPES, EXTENSIONS
 from restoration.options import RestoreOptions
 from worker.celery_app import app
 from worker.dispatch import dispatch_bulk
@@ -35,7 +36,6 @@ from worker.restorer import get_restorer
 
 log = logging.getLogger("portrait.worker")
 
-CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 TRANSIENT = (OperationalError, BotoCoreError, ConnectionError)
 
 
@@ -127,7 +127,7 @@ def restore(self: Any, job_id: str) -> str:
         options = RestoreOptions.model_validate(job.options or {})
         result = get_restorer().restore_bytes(data, options)
         fmt = result.format
-        key = result_key(job.client_id, job.id, "jpg" if fmt == "jpeg" else fmt)
+        key = result_key(job.client_id, job.id, EXTENSIONS[fmt])
         get_storage().put(key, result.data, CONTENT_TYPES.get(fmt, "application/octet-stream"))
         timings = dict(result.timings)
         timings["job_total"] = round((time.perf_counter() - t0) * 1000, 1)

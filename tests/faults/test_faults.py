@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import shutil
 import subprocess
 import threading
@@ -27,10 +26,12 @@ import pytest
 from harness import Api, FileServer, RedisServer, Stack, TcpProxy, jpeg_bytes, wait_until
 from PIL import Image
 
+from restoration.paths import default_faces_dir
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-FACES_DIR = Path(os.environ.get("FACES_DIR", ROOT.parent / "shared" / "faces"))
+FACES_DIR = default_faces_dir()
 TERMINAL = ("succeeded", "failed", "canceled")
 BIG_LIMITS = {"rate_limit_per_s": 10_000, "rate_limit_burst": 10_000, "max_jobs_in_flight": 10_000}
 

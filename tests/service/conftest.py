@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,8 +9,10 @@ import pytest
 from harness import Api, Stack, WebhookReceiver, jpeg_bytes, running_stack
 from PIL import Image
 
+from restoration.paths import default_faces_dir
+
 ROOT = Path(__file__).resolve().parents[2]
-FACES_DIR = Path(os.environ.get("FACES_DIR", ROOT.parent / "shared" / "faces"))
+FACES_DIR = default_faces_dir()
 PORTRAIT = FACES_DIR / "hq" / "london_neutral"
 SOLVAY = FACES_DIR / "wild" / "whole" / "gpen_Solvay_conference_1927.png"
 
