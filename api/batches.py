@@ -106,7 +106,7 @@ def cancel_batch(batch_id: uuid.UUID, client: ClientDep, background: BackgroundT
     with session_scope() as s:
         canceled = jobs_db.cancel_batch(s, batch_id)
     for job in canceled:
-        queue.notify_finished(job)
+        queue.send_notices(job)
     if canceled:
         background.add_task(queue.request_dispatch)
     with session_scope() as s:

@@ -222,7 +222,7 @@ def cancel_job(job_id: uuid.UUID, client: ClientDep, background: BackgroundTasks
         if job is None:
             current = s.get(Job, job_id)
             raise ApiError("job_not_cancelable", f"job {job_id} is already {current.status.value}")
-    queue.notify_finished(job)
+    queue.send_notices(job)
     if job.batch_id is not None:
         background.add_task(queue.request_dispatch)  # a batch item's fair-dispatch slot is free
     return job_object(job, get_storage())

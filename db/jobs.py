@@ -14,6 +14,11 @@ same transaction.
 
 A job of a batch that becomes terminal also bumps ``batches.terminal_count`` in that transaction; the
 transition that brings it to ``total`` is the one that completes the batch (``job.batch_completed``).
+
+**Which webhooks fire is decided here, once** (:func:`_owe_webhooks`), in the transaction that records
+the transition: the persisted ``start_webhook_state`` / ``webhook_state`` are the sweeper's record of
+what is owed (it re-sends what stays ``pending``), and ``job.notices`` lists the messages the caller
+sends after the commit with ``portrait.queue.send_notices``, which decides nothing.
 ``cancel_batch`` is the same compare-and-set applied to all of a batch's queued items at once.
 """
 
@@ -28,7 +33,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from db.models import ACTIVE_STATUSES, Batch, Job, JobEvent, JobStatus, WebhookState
+from db.models import ACTIVE_STATUSES, Batch, Job, JobEvent, JobStatus, Notice, WebhookEvent, WebhookState
 
 ACTIVE = ACTIVE_STATUSES
 FINISHED = (JobStatus.succeeded, JobStatus.failed, JobStatus.canceled)
@@ -135,9 +140,7 @@ def claim(s: Session, job_id: uuid.UUID, *, worker: str, lease_s: float, max_att
         worker=worker,
     )
     if job is not None:
-        if job.attempts == 1 and job.wants_event("start"):
-            job.start_webhook_state = WebhookState.pending  # committed with the claim: the sweeper's record
-        return Claim(job, "claimed")
+        return Claim(_owe_webhooks(job, started=True), "claimed")
     current = s.get(Job, job_id, populate_existing=True)
     if current is None:
         return Claim(None, "missing")
@@ -162,17 +165,29 @@ def heartbeat(s: Session, job_id: uuid.UUID, attempt: int, lease_s: float) -> bo
     return res.rowcount == 1
 
 
-def _webhook_state(job: Job | None) -> WebhookState:
-    return WebhookState.pending if job is not None and job.wants_event("completed") else WebhookState.none
+def _owe_webhooks(job: Job, *, started: bool = False, finished: bool = False) -> Job:
+    """Record which webhook messages this transition owes and list them in ``job.notices``: a job's
+    start (its first claim only), its completion (a terminal transition), its batch's completion."""
+    notices = []
+    if started and job.attempts == 1 and job.wants_event(WebhookEvent.start):
+        job.start_webhook_state = WebhookState.pending
+        notices.append(Notice.job_start)
+    if finished:
+        owed = job.wants_event(WebhookEvent.completed)
+        job.webhook_state = WebhookState.pending if owed else WebhookState.none
+        if owed:
+            notices.append(Notice.job_completed)
+        if job.batch_completed and job.webhook_url:
+            notices.append(Notice.batch_completed)
+    job.notices = tuple(notices)
+    return job
 
 
 def succeed(s: Session, job_id: uuid.UUID, attempt: int, *, worker: str, **result: Any) -> Job | None:
     job = _cas(s, job_id, JobStatus.succeeded, _held(job_id, attempt),
                dict(finished_at=func.now(), lease_expires_at=None, error_code=None, error_message=None,
                     **result), worker=worker)
-    if job is not None:
-        job.webhook_state = _webhook_state(job)
-    return job
+    return _owe_webhooks(job, finished=True) if job is not None else None
 
 
 def fail(s: Session, job_id: uuid.UUID, code: str, message: str, *, attempt: int | None = None,
@@ -182,9 +197,7 @@ def fail(s: Session, job_id: uuid.UUID, code: str, message: str, *, attempt: int
     job = _cas(s, job_id, JobStatus.failed, cond,
                dict(finished_at=func.now(), lease_expires_at=None, error_code=code,
                     error_message=message[:2000]), reason=code, worker=worker)
-    if job is not None:
-        job.webhook_state = _webhook_state(job)
-    return job
+    return _owe_webhooks(job, finished=True) if job is not None else None
 
 
 def requeue(s: Session, job_id: uuid.UUID, reason: str, *, attempt: int | None = None) -> Job | None:
@@ -198,9 +211,7 @@ def requeue(s: Session, job_id: uuid.UUID, reason: str, *, attempt: int | None =
 def cancel(s: Session, job_id: uuid.UUID) -> Job | None:
     job = _cas(s, job_id, JobStatus.canceled, Job.status.in_(ACTIVE),
                dict(finished_at=func.now(), lease_expires_at=None), reason="canceled by client")
-    if job is not None:
-        job.webhook_state = _webhook_state(job)
-    return job
+    return _owe_webhooks(job, finished=True) if job is not None else None
 
 
 def cancel_batch(s: Session, batch_id: uuid.UUID) -> list[Job]:
@@ -228,11 +239,9 @@ def cancel_batch(s: Session, batch_id: uuid.UUID) -> list[Job]:
     completed = bool(done) and _count_terminal(s, batch_id, len(done))
     jobs = list(s.scalars(select(Job).where(Job.id.in_(done)).order_by(Job.batch_index)
                           .execution_options(populate_existing=True)))
-    for job in jobs:
-        job.webhook_state = _webhook_state(job)
     if completed:
         jobs[-1].batch_completed = True
-    return jobs
+    return [_owe_webhooks(job, finished=True) for job in jobs]
 
 
 def stale_queued(s: Session, older_than_s: float, limit: int = 500, *,

@@ -74,6 +74,15 @@ class WebhookEvent(enum.StrEnum):
     completed = "completed"  # succeeded, failed or canceled
 
 
+class Notice(enum.StrEnum):
+    """A webhook message a committed transition owes; decided in db/jobs.py, sent by
+    portrait.queue.send_notices."""
+
+    job_start = "job.start"
+    job_completed = "job.completed"
+    batch_completed = "batch.completed"
+
+
 #: What a single job reports when its submit names no events.
 DEFAULT_JOB_EVENTS = (WebhookEvent.completed,)
 
@@ -178,6 +187,8 @@ class Job(Base):
 
     #: Set (not stored) by db.jobs when this job's terminal transition completed its batch.
     batch_completed = False
+    #: Set (not stored) by db.jobs: the webhook messages the transition just made owes (Notice).
+    notices: tuple[Notice, ...] = ()
 
     @property
     def webhook_events(self) -> list[str]:

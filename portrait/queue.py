@@ -221,15 +221,16 @@ def batch_message_id(batch_id: uuid.UUID | str) -> str:
     return f"msg_batch_{uuid.UUID(str(batch_id)).hex}"
 
 
-def notify_finished(job: Any) -> None:
-    """After the commit of a terminal transition: queue the job's webhook and, if this transition
-    completed its batch, the batch's. Never raises: the sweeper re-sends pending webhooks."""
-    try:
-        if job is None:
-            return
-        if job.wants_event("completed"):
-            enqueue_webhook(job.id, job_message_id(job.id))
-        if job.batch_completed and job.webhook_url:
-            enqueue_batch_webhook(job.batch_id)
-    except Exception:  # noqa: BLE001
-        log.exception("could not enqueue webhooks for job %s; the sweeper will", getattr(job, "id", "?"))
+def send_notices(job: Any) -> None:
+    """After the commit of a transition: send the webhook messages it owes (``job.notices``, decided
+    by db/jobs.py; this decides nothing). Never raises: the sweeper re-sends what stays pending."""
+    for notice in getattr(job, "notices", ()):
+        try:
+            if notice == "job.start":
+                enqueue_webhook(job.id, job_message_id(job.id, "start"), event="start")
+            elif notice == "job.completed":
+                enqueue_webhook(job.id, job_message_id(job.id))
+            elif notice == "batch.completed":
+                enqueue_batch_webhook(job.batch_id)
+        except Exception:  # noqa: BLE001
+            log.exception("could not send %s for job %s; the sweeper will", notice, job.id)

@@ -51,7 +51,7 @@ def fetch_input(job_id: str) -> str:
             with session_scope() as s:
                 failed = jobs_db.fail(s, jid, code, str(e))
             log.info("job %s failed: %s: %s", job_id, code, e)
-            queue.notify_finished(failed)
+            queue.send_notices(failed)
             if failed is not None and bulk:
                 dispatch_bulk()  # that failure freed its client's slot
             return "failed"

@@ -103,7 +103,7 @@ def sweep_once() -> dict[str, int]:
     for job in requeued:
         queue.enqueue_restore(job.id, bulk=job.batch_id is not None)
     for job in exhausted:
-        queue.notify_finished(job)
+        queue.send_notices(job)
     counts["requeued_expired"], counts["exhausted"] = len(requeued), len(exhausted)
     counts["dispatched"] = dispatch_bulk()  # a dispatch trigger lost to a crash
 

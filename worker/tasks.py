@@ -77,20 +77,11 @@ def _needs_fetch(jid: uuid.UUID) -> bool:
     return get_storage().size(key) is None
 
 
-def _notify_start(job: Job) -> None:
-    """The "start" event, once per job (first attempt only), if the client asked for it."""
-    if job.attempts == 1 and job.wants_event("start"):
-        try:
-            queue.enqueue_webhook(job.id, queue.job_message_id(job.id, "start"), event="start")
-        except Exception:  # noqa: BLE001 - the claim left it pending: the sweeper sends it
-            log.exception("could not enqueue start webhook for %s; the sweeper will", job.id)
-
-
 def _fail(job_id: uuid.UUID, attempt: int, worker: str, code: str, message: str) -> None:
     with session_scope() as s:
         job = jobs_db.fail(s, job_id, code, message, attempt=attempt, worker=worker)
     log.info("job %s failed: %s: %s", job_id, code, message)
-    queue.notify_finished(job)
+    queue.send_notices(job)
 
 
 @app.task(name=queue.RESTORE_TASK, bind=True)
@@ -108,7 +99,7 @@ def restore(self: Any, job_id: str) -> str:
             job = jobs_db.fail(s, jid, "attempts_exhausted",
                                f"gave up after {claim.job.attempts} attempts", worker=worker)
     if claim.outcome == "exhausted":
-        queue.notify_finished(job)
+        queue.send_notices(job)
         if job is not None and job.batch_id is not None:
             dispatch_bulk()  # that failure freed its client's slot
     if claim.outcome != "claimed":
@@ -118,7 +109,7 @@ def restore(self: Any, job_id: str) -> str:
         return claim.outcome
 
     job, attempt = claim.job, claim.attempt
-    _notify_start(job)
+    queue.send_notices(job)  # the start event, if this first claim owes one
     beat = _Heartbeat(jid, attempt)
     beat.start()
     t0 = time.perf_counter()
@@ -147,7 +138,7 @@ def restore(self: Any, job_id: str) -> str:
             log.info("job %s finished but is no longer ours (%s)", job_id,
                      current.status.value if current else "gone")
             return "lost"
-        queue.notify_finished(done)
+        queue.send_notices(done)
         return "succeeded"
     except RestorationError as e:
         _fail(jid, attempt, worker, e.code, e.message)
