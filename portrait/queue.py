@@ -202,13 +202,14 @@ def restore_messages(bulk: bool) -> set[str] | None:
 
 def enqueue_webhook(job_id: uuid.UUID | str, message_id: str, attempt: int = 1,
                     countdown: float | None = None, event: str = "completed") -> None:
-    """A per-job webhook; ``event`` is "completed" (terminal status) or "start" (first claim)."""
+    """One webhook message: a job's "completed" (terminal status) or "start" (first claim) event, or
+    "batch.completed" with a batch's id (worker/webhooks.py delivers all three)."""
     producer().send_task(WEBHOOK_TASK, args=[str(job_id), message_id, attempt, event], countdown=countdown)
 
 
 def enqueue_batch_webhook(batch_id: uuid.UUID | str, attempt: int = 1, countdown: float | None = None) -> None:
-    producer().send_task(BATCH_WEBHOOK_TASK, args=[str(batch_id), batch_message_id(batch_id), attempt],
-                         countdown=countdown)
+    """A batch's ``batch.completed`` webhook: the same task as a job's, with the batch as subject."""
+    enqueue_webhook(batch_id, batch_message_id(batch_id), attempt, countdown, event="batch.completed")
 
 
 def job_message_id(job_id: uuid.UUID | str, event: str = "completed") -> str:

@@ -7,7 +7,10 @@ Events (the client picks per-job ones with ``webhook_events_filter``, like Repli
 * ``start`` → ``job.started`` when a worker first picks the job up (``msg_<hex>_start``), tracked
   in ``jobs.start_webhook_state`` as the terminal one is in ``jobs.webhook_state``;
 * ``batch.completed`` once per batch when its last item finishes (``msg_batch_<hex>``), always sent
-  when the batch has a webhook_url; the decision is made in Postgres (db/jobs.py).
+  when the batch has a webhook_url.
+
+Which messages are owed is decided in db/jobs.py; one task, :func:`deliver_webhook`, delivers all
+three kinds (a batch's with the batch as subject).
 
 Each message keeps its id on every retry, so receivers can de-duplicate. Headers: ``webhook-id``,
 ``webhook-timestamp`` (unix seconds) and ``webhook-signature: v1,<base64 HMAC-SHA256 of
@@ -29,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
 from db.batches import status_counts
@@ -111,75 +115,69 @@ def _outcome(a: _Attempt, attempt: int, settings: Settings) -> tuple[WebhookStat
     return None, retry_delay(attempt, settings)
 
 
+BATCH_COMPLETED = "batch.completed"  # the event (and payload type) of a batch's webhook
+
+
+def build_batch_payload(batch: Batch, counts: dict[str, int]) -> dict[str, Any]:
+    return {
+        "type": BATCH_COMPLETED,
+        "timestamp": datetime.now(UTC).isoformat(),
+        "data": batch_object(batch, counts).model_dump(mode="json"),
+    }
+
+
+def _subject(s: Session, subject_id: uuid.UUID, event: str) -> Job | Batch | None:
+    """The job or batch whose ``event`` message is still owed (its state ``pending``), else None."""
+    if event == BATCH_COMPLETED:
+        row: Job | Batch | None = s.get(Batch, subject_id)
+    else:
+        row = s.get(Job, subject_id)
+    if row is None or not row.webhook_url or getattr(row, _state_field(event)) != WebhookState.pending:
+        return None  # gone, delivered, given up, or never asked for
+    return row
+
+
 def _state_field(event: str) -> str:
-    """The job column tracking this event's webhook (each event is delivered, retried and swept alone)."""
+    """The column tracking this event's webhook (each event is delivered, retried and swept alone)."""
     return "start_webhook_state" if event == "start" else "webhook_state"
 
 
 @app.task(name=queue.WEBHOOK_TASK)
-def deliver_webhook(job_id: str, message_id: str, attempt: int = 1, event: str = "completed") -> str:
+def deliver_webhook(subject_id: str, message_id: str, attempt: int = 1, event: str = "completed") -> str:
+    """Deliver one message: a job's ``start`` or ``completed`` event, or a batch's ``batch.completed``
+    (``subject_id`` is then the batch's id); record the attempt; retry, or settle the state."""
     settings = get_settings()
-    jid = uuid.UUID(job_id)
+    sid = uuid.UUID(subject_id)
     with session_scope() as s:
-        job = s.get(Job, jid)
-        if job is None or not job.webhook_url:
+        row = _subject(s, sid, event)
+        if row is None:
             return "skipped"
-        if getattr(job, _state_field(event)) != WebhookState.pending:  # delivered, given up, or never asked for
-            return "skipped"
-        secret = s.get(Client, job.client_id).webhook_secret
-        url = job.webhook_url
-        payload = build_payload(job, event)
+        secret = s.get(Client, row.client_id).webhook_secret
+        url = row.webhook_url
+        payload = (build_batch_payload(row, status_counts(s, sid)) if isinstance(row, Batch)
+                   else build_payload(row, event))
         body = json.dumps(payload, separators=(",", ":"))
 
     a, now = _post(url, secret, message_id, body, settings)
     state, delay = _outcome(a, attempt, settings)
+    is_batch = event == BATCH_COMPLETED
     with session_scope() as s:
         s.add(WebhookDelivery(
-            job_id=jid, message_id=message_id, event_type=payload["type"], url=url, attempt=attempt,
-            status_code=a.status_code, error=a.error, duration_ms=a.ms,
-            next_retry_at=now + timedelta(seconds=delay) if delay is not None else None,
+            job_id=None if is_batch else sid, batch_id=sid if is_batch else None, message_id=message_id,
+            event_type=payload["type"], url=url, attempt=attempt, status_code=a.status_code, error=a.error,
+            duration_ms=a.ms, next_retry_at=now + timedelta(seconds=delay) if delay is not None else None,
         ))
         if state is not None:
-            setattr(s.get(Job, jid), _state_field(event), state)
+            setattr(s.get(Batch if is_batch else Job, sid), _state_field(event), state)
     if delay is not None:
-        queue.enqueue_webhook(jid, message_id, attempt + 1, countdown=delay, event=event)
+        queue.enqueue_webhook(sid, message_id, attempt + 1, countdown=delay, event=event)
         log.info("webhook %s attempt %d -> %s; retry in %.1f s", message_id, attempt,
                  a.status_code or a.error, delay)
         return "retrying"
     return state.value if state else "failed"
 
 
-def build_batch_payload(batch: Batch, counts: dict[str, int]) -> dict[str, Any]:
-    return {
-        "type": "batch.completed",
-        "timestamp": datetime.now(UTC).isoformat(),
-        "data": batch_object(batch, counts).model_dump(mode="json"),
-    }
-
-
 @app.task(name=queue.BATCH_WEBHOOK_TASK)
 def deliver_batch_webhook(batch_id: str, message_id: str, attempt: int = 1) -> str:
-    settings = get_settings()
-    bid = uuid.UUID(batch_id)
-    with session_scope() as s:
-        batch = s.get(Batch, bid)
-        if batch is None or not batch.webhook_url or batch.webhook_state != WebhookState.pending:
-            return "skipped"
-        secret = s.get(Client, batch.client_id).webhook_secret
-        url = batch.webhook_url
-        body = json.dumps(build_batch_payload(batch, status_counts(s, bid)), separators=(",", ":"))
-
-    a, now = _post(url, secret, message_id, body, settings)
-    state, delay = _outcome(a, attempt, settings)
-    with session_scope() as s:
-        s.add(WebhookDelivery(
-            batch_id=bid, message_id=message_id, event_type="batch.completed", url=url, attempt=attempt,
-            status_code=a.status_code, error=a.error, duration_ms=a.ms,
-            next_retry_at=now + timedelta(seconds=delay) if delay is not None else None,
-        ))
-        if state is not None:
-            s.get(Batch, bid).webhook_state = state
-    if delay is not None:
-        queue.enqueue_batch_webhook(bid, attempt + 1, countdown=delay)
-        return "retrying"
-    return state.value if state else "failed"
+    """The old name of a batch's delivery: messages queued before this version still arrive here."""
+    return deliver_webhook(batch_id, message_id, attempt, BATCH_COMPLETED)
