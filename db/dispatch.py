@@ -15,10 +15,9 @@ each bulk task ends (a slot was freed) and on every sweep (the safety net for a 
 Concurrent dispatchers serialise on one transaction-scoped advisory lock, so counts and picks cannot
 interleave and exceed the cap; rows locked by someone else (a batch being canceled) are skipped. The
 rows are marked sent and committed *before* their messages go out: a send that fails puts the unsent
-ones back to NULL, and a message Redis loses afterwards (or one never sent because this process died
-after the commit) still counts against its client's cap; the sweeper re-sends it once it is
-QUEUED_STALE_S old and in neither the bulk queue nor the unacked set in Redis (worker/sweeper.py),
-even while other clients keep the queue busy. Single jobs never pass through here."""
+ones back to NULL (:func:`unmark`), and a message lost afterwards still counts against its client's
+cap until the sweeper re-sends it (the lost-message rule: worker/sweeper.py). Single jobs never
+pass through here."""
 
 from __future__ import annotations
 
