@@ -31,7 +31,7 @@ from api.ratelimit import reserve_in_flight
 from api.schemas import BatchCreate, BatchCreated, BatchDetail, BatchList, JobList
 from db import batches as batches_db
 from db import jobs as jobs_db
-from db.models import Batch, Client, Job, Upload
+from db.models import Batch, Client, InputSource, Job, Upload
 from db.session import session_scope
 from portrait import queue
 from portrait.errors import ApiError
@@ -58,14 +58,14 @@ def _resolve_items(body: BatchCreate, client: Client) -> list[batches_db.NewItem
     for i, it in enumerate(body.items):
         jid = uuid.uuid4()
         if it.key is not None:
-            items.append(batches_db.NewItem(jid, check_own_key(it.key, client), "object"))
+            items.append(batches_db.NewItem(jid, check_own_key(it.key, client), InputSource.object))
         elif it.upload is not None:
             if it.upload not in uploads:
                 raise ApiError("not_found", f"items[{i}].upload: upload {it.upload} not found")
-            items.append(batches_db.NewItem(jid, uploads[it.upload], "upload"))
+            items.append(batches_db.NewItem(jid, uploads[it.upload], InputSource.upload))
         else:
             url = check_url(str(it.url), f"items[{i}].url")
-            items.append(batches_db.NewItem(jid, input_key(client.id, jid), "url", url))
+            items.append(batches_db.NewItem(jid, input_key(client.id, jid), InputSource.url, url))
     return items
 
 

@@ -32,7 +32,7 @@ from api.pagination import newest_first, newest_first_page
 from api.ratelimit import reserve_in_flight
 from api.schemas import JobCreate, JobList
 from db import jobs as jobs_db
-from db.models import TERMINAL_STATUSES, Client, Job, JobStatus
+from db.models import TERMINAL_STATUSES, Client, InputSource, Job, JobStatus
 from db.session import session_scope
 from portrait import queue
 from portrait.errors import ApiError
@@ -151,7 +151,7 @@ def _store_and_enqueue(client: Client, body: JobCreate, data: bytes | None, webh
     job_id = uuid.uuid4()
     if data is not None:
         check_image_header(data, settings)
-        key, source, url = input_key(client.id, job_id), "upload", None
+        key, source, url = input_key(client.id, job_id), InputSource.upload, None
         storage.put(key, data)
     elif body.input.key is not None:
         size = storage.size(body.input.key)
@@ -161,9 +161,9 @@ def _store_and_enqueue(client: Client, body: JobCreate, data: bytes | None, webh
             raise ApiError("empty_input", "the input object is zero bytes")
         if size > settings.max_upload_bytes:
             raise ApiError("payload_too_large", f"the object exceeds {settings.max_upload_bytes} bytes")
-        key, source, url = body.input.key, "object", None
+        key, source, url = body.input.key, InputSource.object, None
     else:
-        key, source, url = input_key(client.id, job_id), "url", str(body.input.url)
+        key, source, url = input_key(client.id, job_id), InputSource.url, str(body.input.url)
     with session_scope() as s:
         reserve_in_flight(s, client, 1)
         job = jobs_db.create(s, client_id=client.id, job_id=job_id, input_key=key, input_source=source,

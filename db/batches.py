@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from db.models import Batch, Job, JobEvent, JobStatus, WebhookState
+from db.models import Batch, InputSource, Job, JobEvent, JobStatus, WebhookState
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class NewItem:
 
     job_id: uuid.UUID
     input_key: str
-    input_source: str  # object | upload | url
+    input_source: InputSource
     input_url: str | None = None
 
 

@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
@@ -110,12 +111,20 @@ def mark_enqueued(s: Session, job_id: uuid.UUID, reason: str | None = None) -> N
         _event(s, job_id, JobStatus.queued.value, JobStatus.queued.value, reason)
 
 
+class ClaimOutcome(StrEnum):
+    claimed = "claimed"  # this worker now owns the job for ``attempt``
+    terminal = "terminal"  # already finished: a redelivered message
+    leased = "leased"  # another live worker holds it
+    exhausted = "exhausted"  # MAX_ATTEMPTS reached
+    missing = "missing"  # deleted
+
+
 @dataclass(frozen=True)
 class Claim:
     """Outcome of a claim: ``job`` is set when this worker now owns the job for ``attempt``."""
 
     job: Job | None
-    outcome: str  # claimed | terminal | leased | exhausted | missing
+    outcome: ClaimOutcome
     retry_in_s: float = 0.0
 
     @property
@@ -140,16 +149,16 @@ def claim(s: Session, job_id: uuid.UUID, *, worker: str, lease_s: float, max_att
         worker=worker,
     )
     if job is not None:
-        return Claim(_owe_webhooks(job, started=True), "claimed")
+        return Claim(_owe_webhooks(job, started=True), ClaimOutcome.claimed)
     current = s.get(Job, job_id, populate_existing=True)
     if current is None:
-        return Claim(None, "missing")
+        return Claim(None, ClaimOutcome.missing)
     if current.status in (*FINISHED, JobStatus.expired):
-        return Claim(current, "terminal")
+        return Claim(current, ClaimOutcome.terminal)
     if current.attempts >= max_attempts:
-        return Claim(current, "exhausted")
+        return Claim(current, ClaimOutcome.exhausted)
     remaining = s.scalar(select(func.extract("epoch", Job.lease_expires_at - now)).where(Job.id == job_id))
-    return Claim(current, "leased", max(float(remaining or 0.0), 0.0) + 1.0)
+    return Claim(current, ClaimOutcome.leased, max(float(remaining or 0.0), 0.0) + 1.0)
 
 
 def _held(job_id: uuid.UUID, attempt: int) -> ColumnElement[bool]:

@@ -67,6 +67,14 @@ class WebhookState(enum.StrEnum):
     gone = "gone"
 
 
+class InputSource(enum.StrEnum):
+    """Where a job's input came from (``jobs.input_source``)."""
+
+    upload = "upload"  # the bytes came with the submit (or through a presigned upload)
+    object = "object"  # an object key the client already had in the bucket
+    url = "url"  # fetched from an https URL by a CPU worker
+
+
 class WebhookEvent(enum.StrEnum):
     """Per-job events a client may ask for in ``webhook_events_filter``."""
 
@@ -121,7 +129,7 @@ class Job(Base):
     )
     options: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     input_key: Mapped[str] = mapped_column(Text)
-    input_source: Mapped[str] = mapped_column(String(16))  # upload | object | url
+    input_source: Mapped[str] = mapped_column(String(16))  # InputSource
     input_url: Mapped[str | None] = mapped_column(Text)
     output_key: Mapped[str | None] = mapped_column(Text)
     output_content_type: Mapped[str | None] = mapped_column(String(64))

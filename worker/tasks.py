@@ -20,7 +20,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.exc import OperationalError
 
 from db import jobs as jobs_db
-from db.models import Job, JobStatus
+from db.jobs import ClaimOutcome
+from db.models import InputSource, Job, JobStatus
 from db.session import session_scope
 from portrait import queue
 from portrait.settings import get_settings
@@ -62,7 +63,7 @@ class _Heartbeat(threading.Thread):
 def _read_input(job: Job) -> bytes:
     """The stored input; a URL input not fetched yet only when FETCH_URL_INPUTS_ON_CPU is off."""
     storage = get_storage()
-    if job.input_source == "url" and storage.size(job.input_key) is None:
+    if job.input_source == InputSource.url and storage.size(job.input_key) is None:
         return fetch_to_storage(job.input_url or "", job.input_key)
     return storage.get(job.input_key)
 
@@ -71,7 +72,7 @@ def _needs_fetch(jid: uuid.UUID) -> bool:
     """A queued URL job whose input is not stored yet: worker/fetch.py fetches it, not this GPU."""
     with session_scope() as s:
         job = s.get(Job, jid)
-        if job is None or job.status != JobStatus.queued or job.input_source != "url":
+        if job is None or job.status != JobStatus.queued or job.input_source != InputSource.url:
             return False
         key = job.input_key
     return get_storage().size(key) is None
@@ -95,14 +96,14 @@ def restore(self: Any, job_id: str) -> str:
     with session_scope() as s:
         claim = jobs_db.claim(s, jid, worker=worker, lease_s=settings.lease_s,
                               max_attempts=settings.max_attempts)
-        if claim.outcome == "exhausted":
+        if claim.outcome == ClaimOutcome.exhausted:
             job = jobs_db.fail(s, jid, "attempts_exhausted",
                                f"gave up after {claim.job.attempts} attempts", worker=worker)
-    if claim.outcome == "exhausted":
+    if claim.outcome == ClaimOutcome.exhausted:
         queue.send_notices(job)
         if job is not None and job.batch_id is not None:
             dispatch_bulk()  # that failure freed its client's slot
-    if claim.outcome != "claimed":
+    if claim.outcome != ClaimOutcome.claimed:
         # terminal: a redelivered message for a finished job; leased: another live worker has it
         # (the sweeper hands it over if that worker dies); missing: deleted.
         log.info("job %s not claimed: %s", job_id, claim.outcome)
