@@ -12,11 +12,13 @@ from sqlalchemy import func, select, update
 from test_batches import wait_batch
 
 from db import batches as batches_db
+from db import dispatch
 from db.models import Job
 from db.session import session_scope
+from portrait import queue
 from portrait.settings import get_settings
 from portrait.storage import client_prefix, get_storage, input_key
-from worker import dispatch
+from worker.dispatch import dispatch_bulk
 
 
 def _in_flight(client_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
@@ -89,7 +91,7 @@ def test_concurrent_dispatchers_never_exceed_the_cap(api: Api, small_faces: list
 
         def run() -> None:
             start.wait()
-            sent.append(dispatch.dispatch_bulk())
+            sent.append(dispatch_bulk())
 
         threads = [threading.Thread(target=run) for _ in range(8)]
         for t in threads:
@@ -149,7 +151,7 @@ def test_lost_messages_are_resent_while_other_clients_keep_the_bulk_queue_busy(
         big_id = big.json()["id"]
         a.wait(big.json()["job_ids"][0], timeout=60)
         batch_id, ids = _lost_batch(x, small_faces[120:120 + cap + 2], lost=cap)
-        assert dispatch.dispatch_bulk() == 0 or _in_flight([x.client.id])[x.client.id] == cap
+        assert dispatch_bulk() == 0 or _in_flight([x.client.id])[x.client.id] == cap
         done = wait_batch(x, str(batch_id), timeout=60)
         assert done["counts"]["succeeded"] == cap + 2
         assert a.http.get(f"/v1/batches/{big_id}").json()["status"] == "processing", "X waited for all of A"
@@ -210,7 +212,7 @@ def test_a_failed_send_puts_the_unsent_items_back_in_line(api: Api, stack: Stack
     for i, key in enumerate(keys):
         get_storage().put(key, small_faces[60 + i], "image/jpeg")
     items = [batches_db.NewItem(uuid.uuid4(), k, "object") for k in keys]
-    real_send = dispatch.queue.enqueue_restore
+    real_send = queue.enqueue_restore
     calls: list[uuid.UUID] = []
 
     def flaky_send(jid: uuid.UUID, *, bulk: bool = False) -> None:
@@ -224,12 +226,12 @@ def test_a_failed_send_puts_the_unsent_items_back_in_line(api: Api, stack: Stack
         with session_scope() as s:  # committed, not yet dispatched
             batch = batches_db.create(s, client_id=api.client.id, items=items, options={"upscale": 1},
                                       webhook_url=None, webhook_events_filter=[])
-        monkeypatch.setattr(dispatch.queue, "enqueue_restore", flaky_send)
-        assert dispatch.dispatch_bulk() == 1
+        monkeypatch.setattr(queue, "enqueue_restore", flaky_send)
+        assert dispatch_bulk() == 1
         with session_scope() as s:
             waiting = s.scalar(select(func.count()).where(Job.batch_id == batch.id, dispatch.UNDISPATCHED))
         assert waiting == cap - 1
-        monkeypatch.setattr(dispatch.queue, "enqueue_restore", real_send)
+        monkeypatch.setattr(queue, "enqueue_restore", real_send)
         done = wait_batch(api, str(batch.id), timeout=120)  # each finished item dispatches the next ones
     finally:
         stack.start_beat()
