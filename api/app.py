@@ -4,7 +4,6 @@ api/limits.py, api/idempotency.py), the error handlers that give every error the
 resource (api/jobs.py, api/batches.py, api/uploads.py, api/health.py).
 """
 
-
 from __future__ import annotations
 
 import logging

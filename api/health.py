@@ -89,5 +89,3 @@ def readyz() -> JSONResponse:
     ok = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
                         status_code=200 if ok else 503)
-
-

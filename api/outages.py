@@ -10,12 +10,12 @@ then re-raise, and uvicorn would log a traceback and drop the keep-alive connect
 from __future__ import annotations
 
 import errno
-import json
 import logging
 
 import redis
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("portrait.api")
@@ -59,10 +59,7 @@ class OutageMiddleware:
                 raise
             log.warning("%s %s: %s is unavailable (%s)", scope["method"], scope["path"], down,
                         type(exc).__name__)
-            body = json.dumps({"error": {"code": "service_unavailable",
-                                         "message": f"{down} is unavailable; retry later"}}).encode()
-            await send({"type": "http.response.start", "status": 503,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode()),
-                                    (b"retry-after", str(RETRY_AFTER_S).encode())]})
-            await send({"type": "http.response.body", "body": body})
+            reply = JSONResponse({"error": {"code": "service_unavailable",
+                                            "message": f"{down} is unavailable; retry later"}},
+                                 status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+            await reply(scope, receive, send)
