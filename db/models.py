@@ -205,6 +205,11 @@ class Job(Base):
             return list(self.webhook_events_filter)
         return [str(e) for e in DEFAULT_JOB_EVENTS]
 
+    @property
+    def waits_for_url(self) -> bool:
+        """Queued with an https URL as input: worker/fetch.py fetches it before a GPU may run it."""
+        return self.status == JobStatus.queued and self.input_source == InputSource.url
+
     def wants_event(self, event: str) -> bool:
         """Whether the client asked for this per-job webhook event ("start" or "completed")."""
         return bool(self.webhook_url) and event in self.webhook_events

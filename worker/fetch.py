@@ -15,7 +15,7 @@ import logging
 import uuid
 
 from db import jobs as jobs_db
-from db.models import InputSource, Job, JobStatus
+from db.models import Job
 from db.session import session_scope
 from portrait import queue
 from portrait.settings import get_settings
@@ -40,7 +40,7 @@ def fetch_input(job_id: str) -> str:
     jid = uuid.UUID(job_id)
     with session_scope() as s:
         job = s.get(Job, jid)
-        if job is None or job.status != JobStatus.queued or job.input_source != InputSource.url:
+        if job is None or not job.waits_for_url:
             return "skipped"
         url, key, bulk = job.input_url or "", job.input_key, job.batch_id is not None
     if get_storage().size(key) is None:

@@ -72,7 +72,7 @@ def _needs_fetch(jid: uuid.UUID) -> bool:
     """A queued URL job whose input is not stored yet: worker/fetch.py fetches it, not this GPU."""
     with session_scope() as s:
         job = s.get(Job, jid)
-        if job is None or job.status != JobStatus.queued or job.input_source != InputSource.url:
+        if job is None or not job.waits_for_url:
             return False
         key = job.input_key
     return get_storage().size(key) is None
