@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -79,16 +80,22 @@ def test_unauthenticated_flood_is_cut_per_address_but_valid_keys_pass(stack: Sta
         api = Api(stack)
         with httpx.Client(base_url=stack.api_url, timeout=10,
                           headers={"Authorization": "Bearer guess-0000"}) as attacker:
+            t0 = time.monotonic()
             codes = [attacker.get("/v1/jobs") for _ in range(60)]
+            took = time.monotonic() - t0
         statuses = [c.status_code for c in codes]
         assert statuses[:25] == [401] * 25, "the first guesses are plain 401s (burst 30)"
         limited = [c for c in codes if c.status_code == 429]
-        assert len(limited) >= 20, f"a flood is cut: {statuses}"
+        # 30 pass on the burst, and 2 more per second the flood took (a loaded machine sends it slowly)
+        assert len(limited) >= min(20, 60 - 30 - math.ceil(2 * took) - 1), f"a flood is cut: {statuses}"
+        assert limited, f"a flood is cut: {statuses}"
         for c in limited:
             assert c.json()["error"]["code"] == "rate_limited"
             assert c.headers["retry-after"] == "1"  # 2 tokens/s: one is back within a second
         assert api.http.get("/v1/jobs").status_code == 200, "a valid key from the same address still works"
-        # missing header counts as unauthenticated too
+        # a missing header pays the same address's bucket: empty it, so refill while we ran cannot mask it
+        now = r.time()
+        r.hset(bucket, mapping={"tokens": "0", "ts": str(now[0] + now[1] / 1e6)})
         assert httpx.get(f"{stack.api_url}/v1/jobs", timeout=10).status_code == 429
     finally:
         r.delete(bucket)
