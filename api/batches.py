@@ -94,21 +94,18 @@ def create_batch(body: BatchCreate, client: ClientDep, background: BackgroundTas
 
 
 @router.post("/v1/batches/{batch_id}/cancel", response_model=BatchObject)
-def cancel_batch(batch_id: uuid.UUID, client: ClientDep, background: BackgroundTasks) -> BatchObject:
+def cancel_batch(batch_id: uuid.UUID, client: ClientDep) -> BatchObject:
     """Cancel every item that has not started; running and finished items are left to finish.
 
     Idempotent: a second call (or one on a completed batch) cancels nothing and returns the batch.
     Canceled items count as terminal, so the batch completes (and ``batch.completed`` fires, once)
     as soon as its running items finish, or at once if none is running. Canceled items that had been
-    dispatched free their client's slots: the dispatcher runs after the reply to fill them.
+    dispatched free their client's slots: their notices ask the dispatcher to fill them.
     """
     owned_or_404(Batch, batch_id, client, "batch")
     with session_scope() as s:
         canceled = jobs_db.cancel_batch(s, batch_id)
-    for job in canceled:
-        queue.send_notices(job)
-    if canceled:
-        background.add_task(queue.request_dispatch)
+    queue.send_notices(*canceled)  # also runs the dispatcher once for the slots they freed
     with session_scope() as s:
         batch = s.get(Batch, batch_id)  # before the counts, as in get_batch
         return batch_object(batch, batches_db.status_counts(s, batch_id))

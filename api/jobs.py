@@ -16,7 +16,7 @@ import time
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -211,7 +211,7 @@ def list_jobs(
 
 
 @router.post("/v1/jobs/{job_id}/cancel", response_model=JobObject)
-def cancel_job(job_id: uuid.UUID, client: ClientDep, background: BackgroundTasks) -> JobObject:
+def cancel_job(job_id: uuid.UUID, client: ClientDep) -> JobObject:
     """Cancel a queued or running job. A running job's result is discarded when its worker finishes."""
     _own_job(job_id, client)
     with session_scope() as s:
@@ -219,7 +219,5 @@ def cancel_job(job_id: uuid.UUID, client: ClientDep, background: BackgroundTasks
         if job is None:
             current = s.get(Job, job_id)
             raise ApiError("job_not_cancelable", f"job {job_id} is already {current.status.value}")
-    queue.send_notices(job)
-    if job.batch_id is not None:
-        background.add_task(queue.request_dispatch)  # a batch item's fair-dispatch slot is free
+    queue.send_notices(job)  # a batch item's cancel also frees its fair-dispatch slot
     return job_object(job, get_storage())

@@ -15,10 +15,11 @@ same transaction.
 A job of a batch that becomes terminal also bumps ``batches.terminal_count`` in that transaction; the
 transition that brings it to ``total`` is the one that completes the batch (``job.batch_completed``).
 
-**Which webhooks fire is decided here, once** (:func:`_owe_webhooks`), in the transaction that records
-the transition: the persisted ``start_webhook_state`` / ``webhook_state`` are the sweeper's record of
-what is owed (it re-sends what stays ``pending``), and ``job.notices`` lists the messages the caller
-sends after the commit with ``portrait.queue.send_notices``, which decides nothing.
+**Which messages a transition owes is decided here, once** (:func:`_owe_notices`), in the transaction
+that records it: webhooks (the persisted ``start_webhook_state`` / ``webhook_state`` are the sweeper's
+record of what is owed; it re-sends what stays ``pending``) and, when a batch item finishes, a run of
+the fair dispatcher for the slot it freed. ``job.notices`` lists them; the caller sends them after the
+commit with ``portrait.queue.send_notices``, which decides nothing.
 ``cancel_batch`` is the same compare-and-set applied to all of a batch's queued items at once.
 """
 
@@ -149,7 +150,7 @@ def claim(s: Session, job_id: uuid.UUID, *, worker: str, lease_s: float, max_att
         worker=worker,
     )
     if job is not None:
-        return Claim(_owe_webhooks(job, started=True), ClaimOutcome.claimed)
+        return Claim(_owe_notices(job, started=True), ClaimOutcome.claimed)
     current = s.get(Job, job_id, populate_existing=True)
     if current is None:
         return Claim(None, ClaimOutcome.missing)
@@ -174,9 +175,10 @@ def heartbeat(s: Session, job_id: uuid.UUID, attempt: int, lease_s: float) -> bo
     return res.rowcount == 1
 
 
-def _owe_webhooks(job: Job, *, started: bool = False, finished: bool = False) -> Job:
-    """Record which webhook messages this transition owes and list them in ``job.notices``: a job's
-    start (its first claim only), its completion (a terminal transition), its batch's completion."""
+def _owe_notices(job: Job, *, started: bool = False, finished: bool = False) -> Job:
+    """Record which messages this transition owes and list them in ``job.notices``: webhooks for a job's
+    start (its first claim only), its completion (a terminal transition) and its batch's completion;
+    a dispatcher run when a terminal batch item frees its client's bulk slot."""
     notices = []
     if started and job.attempts == 1 and job.wants_event(WebhookEvent.start):
         job.start_webhook_state = WebhookState.pending
@@ -188,6 +190,8 @@ def _owe_webhooks(job: Job, *, started: bool = False, finished: bool = False) ->
             notices.append(Notice.job_completed)
         if job.batch_completed and job.webhook_url:
             notices.append(Notice.batch_completed)
+        if job.batch_id is not None:
+            notices.append(Notice.bulk_slot_freed)
     job.notices = tuple(notices)
     return job
 
@@ -196,7 +200,7 @@ def succeed(s: Session, job_id: uuid.UUID, attempt: int, *, worker: str, **resul
     job = _cas(s, job_id, JobStatus.succeeded, _held(job_id, attempt),
                dict(finished_at=func.now(), lease_expires_at=None, error_code=None, error_message=None,
                     **result), worker=worker)
-    return _owe_webhooks(job, finished=True) if job is not None else None
+    return _owe_notices(job, finished=True) if job is not None else None
 
 
 def fail(s: Session, job_id: uuid.UUID, code: str, message: str, *, attempt: int | None = None,
@@ -206,7 +210,7 @@ def fail(s: Session, job_id: uuid.UUID, code: str, message: str, *, attempt: int
     job = _cas(s, job_id, JobStatus.failed, cond,
                dict(finished_at=func.now(), lease_expires_at=None, error_code=code,
                     error_message=message[:2000]), reason=code, worker=worker)
-    return _owe_webhooks(job, finished=True) if job is not None else None
+    return _owe_notices(job, finished=True) if job is not None else None
 
 
 def requeue(s: Session, job_id: uuid.UUID, reason: str, *, attempt: int | None = None) -> Job | None:
@@ -220,7 +224,7 @@ def requeue(s: Session, job_id: uuid.UUID, reason: str, *, attempt: int | None =
 def cancel(s: Session, job_id: uuid.UUID) -> Job | None:
     job = _cas(s, job_id, JobStatus.canceled, Job.status.in_(ACTIVE),
                dict(finished_at=func.now(), lease_expires_at=None), reason="canceled by client")
-    return _owe_webhooks(job, finished=True) if job is not None else None
+    return _owe_notices(job, finished=True) if job is not None else None
 
 
 def cancel_batch(s: Session, batch_id: uuid.UUID) -> list[Job]:
@@ -250,7 +254,7 @@ def cancel_batch(s: Session, batch_id: uuid.UUID) -> list[Job]:
                           .execution_options(populate_existing=True)))
     if completed:
         jobs[-1].batch_completed = True
-    return [_owe_webhooks(job, finished=True) for job in jobs]
+    return [_owe_notices(job, finished=True) for job in jobs]
 
 
 def stale_queued(s: Session, older_than_s: float, limit: int = 500, *,

@@ -83,12 +83,12 @@ class WebhookEvent(enum.StrEnum):
 
 
 class Notice(enum.StrEnum):
-    """A webhook message a committed transition owes; decided in db/jobs.py, sent by
-    portrait.queue.send_notices."""
+    """A message a committed transition owes; decided in db/jobs.py, sent by portrait.queue.send_notices."""
 
-    job_start = "job.start"
-    job_completed = "job.completed"
-    batch_completed = "batch.completed"
+    job_start = "job.start"  # webhook
+    job_completed = "job.completed"  # webhook
+    batch_completed = "batch.completed"  # webhook
+    bulk_slot_freed = "bulk.slot_freed"  # a batch item finished: run the fair dispatcher (worker/dispatch.py)
 
 
 #: What a single job reports when its submit names no events.

@@ -144,8 +144,9 @@ def enqueue_fetch(job_id: uuid.UUID | str) -> None:
 
 
 def request_dispatch() -> None:
-    """Ask a CPU worker to run the fair bulk dispatcher (worker/dispatch.py). Never raises: if the
-    message is lost, the next bulk task's end or the sweep dispatches."""
+    """Ask a CPU worker to run the fair bulk dispatcher (worker/dispatch.py): the only way it runs.
+    Sent when a batch is created, when a batch item finishes (``send_notices``) and at every sweep.
+    Never raises: if the message is lost, the next one or the sweep dispatches."""
     try:
         producer().send_task(DISPATCH_TASK)
     except Exception:  # noqa: BLE001
@@ -222,16 +223,23 @@ def batch_message_id(batch_id: uuid.UUID | str) -> str:
     return f"msg_batch_{uuid.UUID(str(batch_id)).hex}"
 
 
-def send_notices(job: Any) -> None:
-    """After the commit of a transition: send the webhook messages it owes (``job.notices``, decided
-    by db/jobs.py; this decides nothing). Never raises: the sweeper re-sends what stays pending."""
-    for notice in getattr(job, "notices", ()):
-        try:
-            if notice == "job.start":
-                enqueue_webhook(job.id, job_message_id(job.id, "start"), event="start")
-            elif notice == "job.completed":
-                enqueue_webhook(job.id, job_message_id(job.id))
-            elif notice == "batch.completed":
-                enqueue_batch_webhook(job.batch_id)
-        except Exception:  # noqa: BLE001
-            log.exception("could not send %s for job %s; the sweeper will", notice, job.id)
+def send_notices(*jobs: Any) -> None:
+    """After the commit of transitions: send the messages they owe (``job.notices``, decided by
+    db/jobs.py; this decides nothing): webhooks, and one dispatcher run however many batch items
+    finished. Never raises: the sweeper re-sends pending webhooks and runs the dispatcher."""
+    dispatch = False
+    for job in jobs:
+        for notice in getattr(job, "notices", ()):
+            try:
+                if notice == "job.start":
+                    enqueue_webhook(job.id, job_message_id(job.id, "start"), event="start")
+                elif notice == "job.completed":
+                    enqueue_webhook(job.id, job_message_id(job.id))
+                elif notice == "batch.completed":
+                    enqueue_batch_webhook(job.batch_id)
+                elif notice == "bulk.slot_freed":
+                    dispatch = True
+            except Exception:  # noqa: BLE001
+                log.exception("could not send %s for job %s; the sweeper will", notice, job.id)
+    if dispatch:
+        request_dispatch()

@@ -1,9 +1,9 @@
 """Sends the batch items the fair dispatcher picked (db/dispatch.py says who and why).
 
 The rows are marked sent and committed before their messages go out; a send that fails puts the
-unsent ones back (``dispatch.unmark``). The API asks for a run with a ``DISPATCH_TASK`` message
-(after creating or canceling a batch); the worker calls :func:`dispatch_bulk` itself when a bulk
-task ends, and the sweep calls it every SWEEP_INTERVAL_S.
+unsent ones back (``dispatch.unmark``). It runs on one trigger, a ``DISPATCH_TASK`` message
+(``portrait.queue.request_dispatch``): sent when a batch is created, when batch items finish or are
+canceled (the ``bulk.slot_freed`` notice db/jobs.py decides) and at every sweep.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ from portrait.settings import get_settings
 from portrait.storage import get_storage
 from portrait.urlguard import UrlFetchError, UrlRefused, fetch
 from worker.celery_app import app
-from worker.dispatch import dispatch_bulk
 
 log = logging.getLogger("portrait.worker")
 
@@ -52,8 +51,6 @@ def fetch_input(job_id: str) -> str:
                 failed = jobs_db.fail(s, jid, code, str(e))
             log.info("job %s failed: %s: %s", job_id, code, e)
             queue.send_notices(failed)
-            if failed is not None and bulk:
-                dispatch_bulk()  # that failure freed its client's slot
             return "failed"
     queue.enqueue_restore(jid, bulk=bulk)
     return "fetched"

@@ -35,7 +35,6 @@ from db.session import session_scope
 from portrait import queue
 from portrait.settings import get_settings
 from worker.celery_app import app
-from worker.dispatch import dispatch_bulk
 from worker.webhooks import STARTED
 
 log = logging.getLogger("portrait.sweeper")
@@ -102,10 +101,9 @@ def sweep_once() -> dict[str, int]:
                 requeued.append(back)
     for job in requeued:
         queue.enqueue_restore(job.id, bulk=job.batch_id is not None)
-    for job in exhausted:
-        queue.send_notices(job)
+    queue.send_notices(*exhausted)
     counts["requeued_expired"], counts["exhausted"] = len(requeued), len(exhausted)
-    counts["dispatched"] = dispatch_bulk()  # a dispatch trigger lost to a crash
+    queue.request_dispatch()  # a dispatch request lost to a crash
 
     grace = timedelta(seconds=settings.queued_stale_s)
     started = WebhookDelivery.event_type == STARTED

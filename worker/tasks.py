@@ -31,7 +31,6 @@ from restoration.errors import RestorationError
 from restoration.formats import CONTENT_TYPES, EXTENSIONS
 from restoration.options import RestoreOptions
 from worker.celery_app import app
-from worker.dispatch import dispatch_bulk
 from worker.fetch import fetch_to_storage
 from worker.restorer import get_restorer
 
@@ -101,8 +100,6 @@ def restore(self: Any, job_id: str) -> str:
                                f"gave up after {claim.job.attempts} attempts", worker=worker)
     if claim.outcome == ClaimOutcome.exhausted:
         queue.send_notices(job)
-        if job is not None and job.batch_id is not None:
-            dispatch_bulk()  # that failure freed its client's slot
     if claim.outcome != ClaimOutcome.claimed:
         # terminal: a redelivered message for a finished job; leased: another live worker has it
         # (the sweeper hands it over if that worker dies); missing: deleted.
@@ -168,6 +165,4 @@ def restore(self: Any, job_id: str) -> str:
         _fail(jid, attempt, worker, "internal_error", f"{type(e).__name__}: {e}")
     finally:
         beat.stop.set()
-        if job.batch_id is not None:
-            dispatch_bulk()  # this GPU slot is free: send the next batch items, clients in turn
     return "failed"
