@@ -33,12 +33,13 @@ import logging
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, UploadFile
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import client_from_header
+from api.deps import close_form, parse_form
 from db import idempotency as store
 from db.idempotency import Outcome
+from db.models import Client
 from portrait.errors import CATALOGUE
 from portrait.settings import get_settings
 
@@ -58,24 +59,20 @@ def record_in(s: Session, request_state: object, status: int, body: bytes) -> No
 
 
 async def request_hash(scope: Scope, headers: Headers, body: bytes) -> str:
-    """SHA-256 of method, path and a canonical form of the body (see the module docstring)."""
+    """SHA-256 of method, path and a canonical form of the body (see the module docstring). A multipart
+    body is parsed here once, and the endpoint reuses that form (api/deps.py)."""
     h = hashlib.sha256(f"{scope['method']} {scope['path']}?{scope.get('query_string', b'').decode()}\n".encode())
     ctype = headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
-        async def replay() -> Message:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        form = await Request(scope, replay).form(max_files=10, max_fields=50)
-        try:
-            parts = []
-            for name, value in form.multi_items():
-                if isinstance(value, UploadFile):
-                    digest = hashlib.sha256(await value.read()).hexdigest()
-                    parts.append((name, "file:" + digest))
-                else:
-                    parts.append((name, "field:" + value))
-        finally:
-            await form.close()
+        form = await parse_form(scope, body)
+        parts = []
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                digest = hashlib.sha256(await value.read()).hexdigest()
+                await value.seek(0)  # the endpoint reads it again
+                parts.append((name, "file:" + digest))
+            else:
+                parts.append((name, "field:" + value))
         h.update(json.dumps(sorted(parts)).encode())
     elif ctype.startswith("application/json"):
         try:
@@ -126,10 +123,18 @@ class IdempotencyMiddleware:
                 return await _respond(send, *_error("payload_too_large", f"the body exceeds {limit} bytes"))
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
         try:
-            digest = await request_hash(scope, headers, body)
+            await self._keyed(scope, receive, send, client, key, b"".join(chunks))
+        finally:
+            await close_form(scope)
+
+    async def _keyed(self, scope: Scope, receive: Receive, send: Send, client: Client, key: str,
+                     body: bytes) -> None:
+        """Run, replay or refuse the keyed request whose whole ``body`` was read."""
+        try:
+            digest = await request_hash(scope, Headers(scope=scope), body)
         except Exception:  # noqa: BLE001 - an unparsable body: hash the bytes, the endpoint reports it
+            await close_form(scope)
             digest = hashlib.sha256(body).hexdigest()
 
         decision = await run_in_threadpool(store.begin, client.id, key, digest)

@@ -25,7 +25,7 @@ from starlette.responses import Response
 
 from api import idempotency
 from api.auth import owned_or_404
-from api.deps import ClientDep, PageSize
+from api.deps import ClientDep, PageSize, request_form
 from api.image_check import check_image_header
 from api.inputs import check_own_key, url_checker
 from api.pagination import newest_first, newest_first_page
@@ -57,7 +57,7 @@ async def _parse_submit(request: Request, client: Client) -> tuple[JobCreate, by
     settings = get_settings()  # the body's size was capped before it was read (api/limits.py)
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=10)
+        form = await request_form(request)  # parsed once, maybe by api/idempotency.py
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise ApiError("invalid_request", "multipart submit needs a 'file' part")
