@@ -16,7 +16,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from restoration.formats import EXTENSIONS, INPUT_SUFFIXES, OUTPUT_FORMATS
+from restoration.formats import EXTENSIONS, INPUT_SUFFIXES
+from restoration.options import add_option_arguments, options_from_args
 
 FILES_PER_BATCH = 4  # photos whose faces share generator batches
 
@@ -32,8 +33,6 @@ def _common_arguments(parser: argparse.ArgumentParser, weights_dir: Path, model_
                         help="face parser: auto, bisenet, parsenet, landmarks, none")
     parser.add_argument("--background", default="auto", choices=["auto", "classical", "none"],
                         help="background method: classical denoise + Lanczos upscale, or none")
-    parser.add_argument("--fidelity", type=float, default=0.5,
-                        help="0 = keep the input face, 1 = fully restored face (default 0.5)")
 
 
 def add_restore_arguments(
@@ -42,19 +41,12 @@ def add_restore_arguments(
     """Arguments of ``portrait restore IN... -o OUTDIR``."""
     parser.add_argument("inputs", nargs="+", type=Path, help="image files or folders of images")
     parser.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    parser.add_argument("--upscale", type=int, choices=[1, 2, 4], default=2, help="output scale (default 2)")
-    parser.add_argument("--aligned", action="store_true", help="inputs are 512x512 aligned faces")
-    parser.add_argument("--only-center-face", action="store_true", help="restore only the most central face")
-    parser.add_argument("--max-faces", type=int, default=None, help="restore at most N faces, largest first")
-    parser.add_argument("--threshold", type=float, default=0.9, help="face detection threshold (default 0.9)")
+    add_option_arguments(parser)  # --upscale, --fidelity, ... as the API's options (restoration/options.py)
     parser.add_argument("--save-faces", action="store_true",
                         help="also write aligned input and restored face crops to OUTDIR/faces/")
     parser.add_argument("--compare", action="store_true",
                         help="also write side-by-side input | output images to OUTDIR/compare/")
     parser.add_argument("--report", type=Path, default=None, help="write a JSON report of every file here")
-    parser.add_argument("--format", default="auto", choices=["auto", *OUTPUT_FORMATS],
-                        help="output format; auto keeps JPEG as JPEG, alpha/16-bit become PNG")
-    parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
     parser.add_argument("--batch", type=int, default=8, help="faces per generator batch (default 8)")
     _common_arguments(parser, weights_dir, model_path)
 
@@ -65,6 +57,7 @@ def add_demo_arguments(
     """Arguments of ``portrait demo -o OUTDIR``."""
     parser.add_argument("-o", "--output", type=Path, default=Path("out/demo"), help="output folder")
     parser.add_argument("--seed", type=int, default=0, help="seed of the degradation (default 0)")
+    add_option_arguments(parser, ("fidelity",))
     _common_arguments(parser, weights_dir, model_path)
 
 
@@ -121,14 +114,9 @@ def run_restore(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from restoration.errors import RestorationError
-    from restoration.options import RestoreOptions
 
     try:
-        options = RestoreOptions(
-            fidelity=args.fidelity, upscale=args.upscale, aligned=args.aligned,
-            only_center_face=args.only_center_face, max_faces=args.max_faces,
-            detection_threshold=args.threshold, output_format=args.format, quality=args.quality,
-        )
+        options = options_from_args(args)
     except ValueError as e:
         print(f"error: invalid options: {e}", file=sys.stderr)
         return 2
@@ -210,7 +198,6 @@ def run_demo(args: argparse.Namespace) -> int:
     from skimage import data
 
     from restoration.errors import RestorationError
-    from restoration.options import RestoreOptions
 
     clean = data.astronaut()  # 512×512 RGB, public domain (NASA)
     rng = np.random.default_rng(args.seed)
@@ -229,8 +216,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     load_s = time.perf_counter() - t0
-    options = RestoreOptions(fidelity=args.fidelity, upscale=2, output_format="png",
-                             detection_threshold=0.5)
+    options = options_from_args(args, upscale=2, output_format="png", detection_threshold=0.5)
     result = restorer.restore_image(degraded, options)
     out: Path = args.output
     out.mkdir(parents=True, exist_ok=True)

@@ -1,13 +1,21 @@
 """Per-request restoration options, validated once and shared by the CLI, the API and the worker.
 
-Pure pydantic (no torch), so the API can validate a job's options without the ML stack.
+Pure pydantic (no torch), so the API can validate a job's options without the ML stack. The CLI's
+flags are generated from the model (:func:`add_option_arguments`): a field's name, default, bounds
+and description are written here only.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import argparse
+import typing
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from restoration.formats import OUTPUT_FORMATS
+
+OutputChoice = Literal[("auto", *OUTPUT_FORMATS)]  # type: ignore[valid-type]  # "auto" or a format
 
 
 class RestoreOptions(BaseModel):
@@ -24,7 +32,7 @@ class RestoreOptions(BaseModel):
     detection_threshold: float = Field(0.9, gt=0.0, lt=1.0, description="RetinaFace score threshold.")
     min_face_size: int = Field(16, ge=4, le=4096,
                                description="Ignore faces whose box is smaller than this, in pixels.")
-    output_format: Literal["auto", "png", "jpeg", "webp"] = Field(
+    output_format: OutputChoice = Field(
         "auto", description="auto keeps the input's format family (JPEG stays JPEG, alpha forces PNG)."
     )
     quality: int = Field(95, ge=1, le=100, description="JPEG/WebP quality.")
@@ -36,3 +44,36 @@ class RestoreOptions(BaseModel):
         if isinstance(v, bool):
             raise ValueError("expected a number, not true/false")
         return v
+
+
+#: Shorter CLI spellings kept beside the generated ``--field-name`` flags.
+CLI_ALIASES = {"detection_threshold": ("--threshold",), "output_format": ("--format",)}
+
+
+def add_option_arguments(parser: argparse.ArgumentParser, fields: tuple[str, ...] | None = None) -> None:
+    """One ``--field-name`` flag per RestoreOptions field (or only ``fields``), with the model's default
+    and description; booleans are switches, Literals are choices. Values are validated by the model
+    itself (:func:`options_from_args`), so the CLI and the API accept exactly the same options."""
+    for name, info in RestoreOptions.model_fields.items():
+        if fields is not None and name not in fields:
+            continue
+        flags = ("--" + name.replace("_", "-"), *CLI_ALIASES.get(name, ()))
+        help_text = f"{info.description} (default {info.default})"
+        kind = info.annotation
+        if kind is bool:
+            parser.add_argument(*flags, dest=name, action="store_true", help=info.description)
+            continue
+        choices = None
+        if typing.get_origin(kind) is Literal:
+            choices = list(typing.get_args(kind))
+            kind = type(choices[0])
+        elif typing.get_origin(kind) is not None:  # Optional[int] -> int
+            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        parser.add_argument(*flags, dest=name, type=kind, choices=choices, default=info.default, help=help_text)
+
+
+def options_from_args(args: argparse.Namespace, **fixed: Any) -> RestoreOptions:
+    """The RestoreOptions of parsed CLI flags (those :func:`add_option_arguments` added), with ``fixed``
+    values on top. Raises pydantic's ValidationError (a ValueError) on out-of-range values."""
+    given = {n: getattr(args, n) for n in RestoreOptions.model_fields if hasattr(args, n)}
+    return RestoreOptions(**{**given, **fixed})

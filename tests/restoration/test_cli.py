@@ -97,3 +97,23 @@ def test_restore_wild_photos(folder: str, tmp_path: Path, weights_dir: Path, fac
     assert len(entries) == len(files) and all(e["ok"] for e in entries)
     if folder == "whole":
         assert all(e["num_faces"] >= 1 for e in entries)
+
+
+def test_restore_flags_are_the_api_options(tmp_path: Path, capsys) -> None:
+    """Every job option has its CLI flag with the API's default, and the CLI refuses what the API refuses."""
+    import argparse
+
+    from restoration.cli import add_restore_arguments
+    from restoration.options import RestoreOptions
+
+    parser = argparse.ArgumentParser()
+    add_restore_arguments(parser, weights_dir=WEIGHTS_DIR, model_path=None)
+    args = parser.parse_args([str(ONE_FACE), "-o", str(tmp_path)])
+    for name, field in RestoreOptions.model_fields.items():
+        assert getattr(args, name) == field.default, name
+    assert parser.parse_args([str(ONE_FACE), "-o", "x", "--threshold", "0.7"]).detection_threshold == 0.7
+    # out of the API's range: a clear error, exit 2, nothing written
+    rc = main(["restore", "--weights-dir", str(WEIGHTS_DIR), str(ONE_FACE), "-o", str(tmp_path / "out"),
+               "--min-face-size", "5000"])
+    assert rc == 2 and "min_face_size" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
