@@ -34,7 +34,7 @@ def url_checker() -> Callable[[str, str], str]:
         try:
             urlguard.check(url, settings, resolver=resolve)
         except urlguard.UrlRefused as e:
-            raise ApiError("url_not_allowed", f"{field}: {e}") from e
+            raise ApiError(e.code, f"{field}: {e}") from e
         return url
 
     return check

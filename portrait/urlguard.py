@@ -56,9 +56,13 @@ BLOCKED = [ipaddress.ip_network(n) for n in (
 class UrlRefused(Exception):
     """The URL is not allowed (scheme, credentials, or an address that is not public)."""
 
+    code = "url_not_allowed"  # the job's error code when it is an input URL (portrait/errors.py)
+
 
 class UrlFetchError(Exception):
     """The URL was allowed but the fetch failed: status, size or time cap, connection error."""
+
+    code = "input_fetch_failed"
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ def fetch_input(job_id: str) -> str:
         try:
             fetch_to_storage(url, key)
         except (UrlRefused, UrlFetchError) as e:
-            code = "url_not_allowed" if isinstance(e, UrlRefused) else "input_fetch_failed"
+            code = e.code
             with session_scope() as s:
                 failed = jobs_db.fail(s, jid, code, str(e))
             log.info("job %s failed: %s: %s", job_id, code, e)

@@ -142,10 +142,8 @@ def restore(self: Any, job_id: str) -> str:
         _fail(jid, attempt, worker, e.code, e.message)
     except ObjectMissing:
         _fail(jid, attempt, worker, "input_missing", f"input object {job.input_key!r} does not exist")
-    except UrlRefused as e:
-        _fail(jid, attempt, worker, "url_not_allowed", str(e))
-    except UrlFetchError as e:
-        _fail(jid, attempt, worker, "input_fetch_failed", str(e))
+    except (UrlRefused, UrlFetchError) as e:
+        _fail(jid, attempt, worker, e.code, str(e))
     except SoftTimeLimitExceeded:
         _fail(jid, attempt, worker, "timeout", f"ran past {settings.task_soft_time_limit_s} s")
     except TRANSIENT as e:
