@@ -37,10 +37,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import client_from_header
 from api.deps import close_form, parse_form
+from api.errors import error_response
 from db import idempotency as store
 from db.idempotency import Outcome
 from db.models import Client
-from portrait.errors import CATALOGUE
+from portrait.errors import ApiError
 from portrait.settings import get_settings
 
 log = logging.getLogger("portrait.api")
@@ -84,12 +85,12 @@ async def request_hash(scope: Scope, headers: Headers, body: bytes) -> str:
     return h.hexdigest()
 
 
-def _error(code: str, message: str) -> tuple[int, dict[str, str], bytes]:
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    return CATALOGUE[code].http_status, {"content-type": "application/json"}, body
+async def _refuse(scope: Scope, receive: Receive, send: Send, code: str, message: str) -> None:
+    await error_response(ApiError(code, message))(scope, receive, send)
 
 
 async def _respond(send: Send, status: int, headers: dict[str, str], body: bytes) -> None:
+    """Replay a stored reply byte for byte."""
     raw = [(k.encode(), v.encode()) for k, v in headers.items()]
     raw.append((b"content-length", str(len(body)).encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw})
@@ -106,7 +107,8 @@ class IdempotencyMiddleware:
         if key is None:
             return await self.app(scope, receive, send)
         if not 1 <= len(key) <= 255:
-            return await _respond(send, *_error("invalid_request", "Idempotency-Key must be 1 to 255 characters"))
+            return await _refuse(scope, receive, send, "invalid_request",
+                                 "Idempotency-Key must be 1 to 255 characters")
         client = await run_in_threadpool(client_from_header, headers.get("authorization", ""))
         if client is None:  # the endpoint answers 401 as usual
             return await self.app(scope, receive, send)
@@ -120,7 +122,7 @@ class IdempotencyMiddleware:
             chunks.append(message.get("body", b""))
             size += len(chunks[-1])
             if size > limit:
-                return await _respond(send, *_error("payload_too_large", f"the body exceeds {limit} bytes"))
+                return await _refuse(scope, receive, send, "payload_too_large", f"the body exceeds {limit} bytes")
             if not message.get("more_body", False):
                 break
         try:
@@ -142,11 +144,11 @@ class IdempotencyMiddleware:
             return await _respond(send, decision.status, {**(decision.headers or {}), REPLAYED: "true"},
                                   decision.body)
         if decision.outcome == Outcome.reused:
-            return await _respond(send, *_error(
-                "idempotency_key_reused", "this Idempotency-Key was used with a different request"))
+            return await _refuse(scope, receive, send, "idempotency_key_reused",
+                                 "this Idempotency-Key was used with a different request")
         if decision.outcome == Outcome.in_progress:
-            return await _respond(send, *_error(
-                "idempotency_request_in_progress", "a request with this Idempotency-Key is still running; retry"))
+            return await _refuse(scope, receive, send, "idempotency_request_in_progress",
+                                 "a request with this Idempotency-Key is still running; retry")
 
         scope.setdefault("state", {})["client"] = client
         scope["state"]["idempotency"] = (client.id, key)  # for record_in, in the endpoint's transaction

@@ -15,9 +15,9 @@ Headers are capped by the HTTP server itself (uvicorn ``--http h11 --h11-max-inc
 from __future__ import annotations
 
 from starlette.datastructures import Headers
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import error_response
 from portrait.errors import ApiError
 from portrait.settings import get_settings
 
@@ -85,6 +85,4 @@ class BodyLimitMiddleware:
 
 
 async def _reply(err: ApiError, scope: Scope, receive: Receive, send: Send) -> None:
-    resp = JSONResponse({"error": {"code": err.code, "message": err.message}}, status_code=err.http_status,
-                        headers={**(err.headers or {}), "connection": "close"})
-    await resp(scope, receive, send)
+    await error_response(err, {"connection": "close"})(scope, receive, send)

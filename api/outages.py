@@ -15,8 +15,10 @@ import logging
 import redis
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import error_response
+from portrait.errors import ApiError
 
 log = logging.getLogger("portrait.api")
 
@@ -59,7 +61,6 @@ class OutageMiddleware:
                 raise
             log.warning("%s %s: %s is unavailable (%s)", scope["method"], scope["path"], down,
                         type(exc).__name__)
-            reply = JSONResponse({"error": {"code": "service_unavailable",
-                                            "message": f"{down} is unavailable; retry later"}},
-                                 status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
-            await reply(scope, receive, send)
+            err = ApiError("service_unavailable", f"{down} is unavailable; retry later",
+                           headers={"Retry-After": str(RETRY_AFTER_S)})
+            await error_response(err)(scope, receive, send)

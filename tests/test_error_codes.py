@@ -13,7 +13,7 @@ from portrait.errors import CATALOGUE
 ROOT = Path(__file__).resolve().parents[1]
 #: Calls whose string arguments include an error code: raising an ApiError, answering an error,
 #: failing a job.
-CODE_CALLS = {"ApiError", "_error", "_fail", "fail", "BodyTooLarge"}
+CODE_CALLS = {"ApiError", "_refuse", "_fail", "fail", "BodyTooLarge"}
 CODE = re.compile(r"^[a-z][a-z_]+$")
 ABSTRACT = {"restoration_error"}  # RestorationError's own code; only its subclasses are raised
 
