@@ -1,20 +1,24 @@
 """StyleGAN2-style residual discriminator (the adversarial half of the training only; never shipped).
 
 Residual blocks with 2x average-pool down-sampling, a minibatch-stddev layer (so D can see a lack of
-variety across the batch) and a small head. Sized by ``DiscriminatorConfig`` so the checkpoint that
-travels between GPU chunks stays small. ``forward(..., features=True)`` also returns every block's
-output, for the feature-matching loss.
+variety across the batch) and a small head. Every layer has StyleGAN's equalised learning rate: with
+PyTorch's default init in the stem and head (version 1), the logits barely depended on the image (input
+gradient ~1e-7 at init), Adam's lr 2e-3 steps were ~10 % of those small weights, and D sat at chance
+(loss ln 4, R1 ~1e-8) through the first GAN chunk — an adversarial term that taught nothing.
+Sized by ``DiscriminatorConfig`` so the checkpoint that travels between chunks stays small.
+``forward(..., features=True)`` also returns every block's output, for the feature-matching loss.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from restoration.generator import ResBlockDown  # the same residual down block as the encoder
+from restoration.generator import EqualConv2d, EqualLinear, ResBlockDown  # as in the encoder
 
 
 @dataclass(frozen=True)
@@ -48,27 +52,27 @@ class Discriminator(nn.Module):
         super().__init__()
         cfg = config or DiscriminatorConfig()
         self.config = cfg
-        self.from_rgb = nn.Conv2d(3, cfg.ch(cfg.size), 1)
+        self.stem = EqualConv2d(3, cfg.ch(cfg.size), 1)
         blocks, res = [], cfg.size
         while res > cfg.min_res:
             blocks.append(ResBlockDown(cfg.ch(res), cfg.ch(res // 2)))
             res //= 2
         self.blocks = nn.ModuleList(blocks)
         c = cfg.ch(cfg.min_res)
-        self.conv = nn.Conv2d(c + 1, c, 3, padding=1)
-        self.fc = nn.Linear(c * cfg.min_res**2, c)
-        self.out = nn.Linear(c, 1)
+        self.head_conv = EqualConv2d(c + 1, c, 3, gain=math.sqrt(2))
+        self.head_fc = EqualLinear(c * cfg.min_res**2, c)
+        self.head_out = EqualLinear(c, 1)
 
     def forward(
         self, x: torch.Tensor, features: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-        h = F.leaky_relu(self.from_rgb(x), 0.2)
+        h = F.leaky_relu(self.stem(x), 0.2)
         feats = []
         for block in self.blocks:
             h = block(h)
             feats.append(h)
-        h = F.leaky_relu(self.conv(minibatch_stddev(h, self.config.mbstd_group)), 0.2)
-        logits = self.out(F.leaky_relu(self.fc(h.flatten(1)), 0.2)).squeeze(1)
+        h = F.leaky_relu(self.head_conv(minibatch_stddev(h, self.config.mbstd_group)), 0.2)
+        logits = self.head_out(F.leaky_relu(self.head_fc(h.flatten(1)), 0.2) * math.sqrt(2)).squeeze(1)
         return (logits, feats) if features else logits
 
 

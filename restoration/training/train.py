@@ -66,6 +66,7 @@ T_START = time.monotonic()
 CKPT_FORMAT = "restoration.training/1"
 SHARD_BYTES = 15 * 2**20
 COMPACT_FALLBACK = {"G": "G_ema"}  # model -> where a compact checkpoint keeps its weights
+FRESH_IF_CHANGED = {"D"}  # never shipped: a new discriminator design restarts it instead of failing
 
 DEFAULTS: dict[str, Any] = {
     "seed": 0,
@@ -185,14 +186,25 @@ def _restore(models: dict[str, torch.nn.Module], opts: dict[str, torch.optim.Opt
     """Load weights (cast to each parameter's dtype); optimisers when present. True if they were.
 
     A compact checkpoint (:func:`compact_checkpoint`) has no ``G``: the generator then starts from G-EMA.
+    A model in FRESH_IF_CHANGED whose architecture changed since the checkpoint starts fresh, with its
+    optimiser (said on stdout); any other mismatch is an error.
     """
+    fresh = set()
     for name, m in models.items():
         ref = m.state_dict()
         src = name if f"{name}/{next(iter(ref))}" in tensors else COMPACT_FALLBACK.get(name, name)
+        differ = [k for k in ref if f"{src}/{k}" not in tensors or tensors[f"{src}/{k}"].shape != ref[k].shape]
+        if differ and name in FRESH_IF_CHANGED:
+            print(f"{name}: the checkpoint's {name} is another architecture ({len(differ)} of {len(ref)} "
+                  f"tensors differ, e.g. {differ[0]}): {name} starts fresh")
+            fresh.add(f"opt_{name}")
+            continue
         m.load_state_dict({k: tensors[f"{src}/{k}"].to(ref[k].dtype) for k in ref}, strict=True)
     if not opts or not all(n in state.get("opt_param_groups", {}) for n in opts):
         return False
     for name, opt in opts.items():
+        if name in fresh:
+            continue
         st: dict[int, dict[str, torch.Tensor]] = {}
         for k, v in tensors.items():
             parts = k.split("/")
