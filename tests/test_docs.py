@@ -70,3 +70,27 @@ def test_package_data_globs_match_files() -> None:
             if f"{package}/{pattern}".startswith(tuple(NOT_YET)):
                 continue
             assert list((ROOT / package).glob(pattern)), f"package-data {package}/{pattern} matches nothing"
+
+
+#: folders the README's file table describes, file by file
+TABLE_FOLDERS = ("api", "db", "worker", "portrait", "restoration", "restoration/training", "scripts",
+                 "benchmarks")
+
+
+def test_the_readme_file_table_names_every_module() -> None:
+    """A module added, renamed or removed shows up here until the README's "where | what" table says so."""
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `([a-z]+/)`[^\n]*", README, re.M)}
+    missing, stale = [], []
+    for folder in TABLE_FOLDERS:
+        top = folder.split("/")[0] + "/"
+        row = rows.get(top, "")
+        assert row, f"no row for {top}"
+        files = {p.name for p in (ROOT / folder).iterdir()
+                 if p.suffix in {".py", ".sh"} and p.name != "__init__.py"}
+        missing += [f"{folder}/{f}" for f in sorted(files) if f"`{f}`" not in row]
+        if folder == top.rstrip("/"):
+            named = set(re.findall(r"`([a-z_\-]+\.(?:py|sh))`", row))
+            everywhere = {p.name for p in (ROOT / folder).rglob("*") if p.is_file()}
+            stale += [f"{top}{n}" for n in sorted(named - everywhere)]
+    assert missing == [], "modules the README's file table does not name"
+    assert stale == [], "files the README's file table names that are gone"
