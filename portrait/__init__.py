@@ -1,1 +1,2 @@
-"""Shared service core: settings, the `portrait` CLI, S3 storage and the public error catalogue."""
+"""Shared service core, below both api/ and worker/: settings, Celery names and sending (queue.py), S3
+storage, the public error catalogue and objects, the SSRF guard; and the `portrait` CLI and client."""
