@@ -1,11 +1,9 @@
 """The FastAPI application, ``uvicorn api.app:app``: it only assembles — middleware (api/outages.py,
-api/limits.py, api/idempotency.py), the error handlers (api/errors.py) and one router per resource
-(api/jobs.py, api/batches.py, api/uploads.py, api/health.py).
+api/limits.py, api/idempotency.py), the error handlers (api/errors.py), one router per resource
+(api/jobs.py, api/batches.py, api/uploads.py, api/health.py) and the published schema (api/openapi.py).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -13,18 +11,14 @@ from api import batches, health, jobs, uploads
 from api.errors import install_handlers
 from api.idempotency import IdempotencyMiddleware
 from api.limits import BodyLimitMiddleware
+from api.openapi import build_schema
 from api.outages import OutageMiddleware
-from api.schemas import ErrorResponse
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 415, 422, 429, 503)
-}
 
 app = FastAPI(
     title="Portrait restoration API",
     version="0.1.0",
     description="Submit photos, poll jobs, receive signed webhooks. See README.md for the error codes.",
-    responses=ERRORS,
+    generate_unique_id_function=lambda route: route.name,  # operationIds: create_job, get_job, ...
 )
 app.add_middleware(IdempotencyMiddleware)
 app.add_middleware(BodyLimitMiddleware)  # nothing reads more than the cap
@@ -34,4 +28,5 @@ app.include_router(jobs.router)
 app.include_router(batches.router)
 app.include_router(uploads.router)
 install_handlers(app)
+app.openapi = lambda: build_schema(app)  # the contract: routes + what FastAPI cannot see (api/openapi.py)
 

@@ -26,6 +26,7 @@ from api import idempotency
 from api.auth import owned_or_404
 from api.deps import ClientDep, PageSize
 from api.inputs import check_own_key, url_checker
+from api.openapi import errors
 from api.pagination import decode_cursor, encode_cursor, newest_first, newest_first_page
 from api.ratelimit import reserve_in_flight
 from api.schemas import BatchCreate, BatchCreated, BatchDetail, BatchList, JobList
@@ -69,7 +70,8 @@ def _resolve_items(body: BatchCreate, client: Client) -> list[batches_db.NewItem
     return items
 
 
-@router.post("/v1/batches", status_code=202, response_model=BatchCreated)
+@router.post("/v1/batches", status_code=202, response_model=BatchCreated,
+             responses=errors("not_found", "url_not_allowed", "too_many_jobs_in_flight"))
 def create_batch(body: BatchCreate, client: ClientDep, background: BackgroundTasks,
                  request: Request) -> BatchCreated:
     """Submit up to BATCH_MAX_ITEMS photos sharing ``options`` and ``webhook_url``.
@@ -93,7 +95,7 @@ def create_batch(body: BatchCreate, client: ClientDep, background: BackgroundTas
     return created
 
 
-@router.post("/v1/batches/{batch_id}/cancel", response_model=BatchObject)
+@router.post("/v1/batches/{batch_id}/cancel", response_model=BatchObject, responses=errors("not_found"))
 def cancel_batch(batch_id: uuid.UUID, client: ClientDep) -> BatchObject:
     """Cancel every item that has not started; running and finished items are left to finish.
 
@@ -111,7 +113,7 @@ def cancel_batch(batch_id: uuid.UUID, client: ClientDep) -> BatchObject:
         return batch_object(batch, batches_db.status_counts(s, batch_id))
 
 
-@router.get("/v1/batches/{batch_id}", response_model=BatchDetail)
+@router.get("/v1/batches/{batch_id}", response_model=BatchDetail, responses=errors("not_found", "invalid_request"))
 def get_batch(
     batch_id: uuid.UUID,
     client: ClientDep,
@@ -137,7 +139,7 @@ def get_batch(
     return BatchDetail(**batch_object(batch, counts).model_dump(), jobs=page)
 
 
-@router.get("/v1/batches", response_model=BatchList)
+@router.get("/v1/batches", response_model=BatchList, responses=errors("invalid_request"))
 def list_batches(
     client: ClientDep,
     limit: PageSize = 20,

@@ -28,6 +28,7 @@ from api.auth import owned_or_404
 from api.deps import ClientDep, PageSize, request_form
 from api.image_check import check_image_header
 from api.inputs import check_own_key, url_checker
+from api.openapi import PREFER_WAIT, SUBMIT_BODY, errors
 from api.pagination import newest_first, newest_first_page
 from api.ratelimit import reserve_in_flight
 from api.schemas import JobCreate, JobList
@@ -113,7 +114,11 @@ def _status(job_id: uuid.UUID) -> JobStatus | None:
         return s.scalar(select(Job.status).where(Job.id == job_id))
 
 
-@router.post("/v1/jobs", status_code=202, response_model=JobObject)
+@router.post("/v1/jobs", status_code=202, response_model=JobObject, openapi_extra={
+    "requestBody": SUBMIT_BODY, "parameters": [PREFER_WAIT]},
+    responses={200: {"model": JobObject, "description": "The job finished within `Prefer: wait`."},
+               **errors("empty_input", "unsupported_media_type", "not_found", "invalid_image", "image_too_large",
+                        "image_too_small", "url_not_allowed", "too_many_jobs_in_flight")})
 async def create_job(request: Request, response: Response, client: ClientDep) -> JobObject:
     """Submit one photo: a multipart ``file`` upload, or JSON naming an object key or an https URL.
 
@@ -187,12 +192,12 @@ def _own_job(job_id: uuid.UUID, client: Client) -> Job:
     return owned_or_404(Job, job_id, client, "job")
 
 
-@router.get("/v1/jobs/{job_id}", response_model=JobObject)
+@router.get("/v1/jobs/{job_id}", response_model=JobObject, responses=errors("not_found"))
 def get_job(job_id: uuid.UUID, client: ClientDep) -> JobObject:
     return job_object(_own_job(job_id, client), get_storage())
 
 
-@router.get("/v1/jobs", response_model=JobList)
+@router.get("/v1/jobs", response_model=JobList, responses=errors("invalid_request"))
 def list_jobs(
     client: ClientDep,
     limit: PageSize = 20,
@@ -210,7 +215,8 @@ def list_jobs(
     return JobList(data=[job_object(j, storage) for j in rows], has_more=more, next_cursor=next_cursor)
 
 
-@router.post("/v1/jobs/{job_id}/cancel", response_model=JobObject)
+@router.post("/v1/jobs/{job_id}/cancel", response_model=JobObject,
+             responses=errors("not_found", "job_not_cancelable"))
 def cancel_job(job_id: uuid.UUID, client: ClientDep) -> JobObject:
     """Cancel a queued or running job. A running job's result is discarded when its worker finishes."""
     _own_job(job_id, client)

@@ -15,8 +15,9 @@ from restoration.options import RestoreOptions
 
 
 class ErrorBody(BaseModel):
-    code: str
-    message: str
+    code: str = Field(description="A stable code from the catalogue (the README's error table); new codes "
+                                  "may be added, none is renamed.", examples=["not_found"])
+    message: str = Field(description="What went wrong, for people; not stable.")
 
 
 class ErrorResponse(BaseModel):
@@ -51,6 +52,18 @@ class JobCreate(BaseModel):
         description='Per-job events POSTed to webhook_url: "start" (picked up by a worker), "completed" '
                     "(succeeded, failed or canceled).",
     )
+
+
+class JobUpload(BaseModel):
+    """Multipart body of ``POST /v1/jobs``: the photo and JobCreate's other fields as form fields.
+
+    Documents the form for the schema (api/openapi.py); the endpoint parses it itself (api/jobs.py)."""
+
+    file: bytes = Field(description="The photo: JPEG, PNG, WebP, BMP or TIFF, at most MAX_UPLOAD_BYTES.")
+    options: str | None = Field(None, description='RestoreOptions as a JSON object, e.g. {"upscale": 2}.',
+                                examples=['{"upscale": 2, "fidelity": 0.5}'])
+    webhook_url: str | None = Field(None, description="https URL that receives the signed webhooks.")
+    webhook_events_filter: str | None = Field(None, description='A JSON list of events, e.g. ["start", "completed"].')
 
 
 class BatchItem(BaseModel):

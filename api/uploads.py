@@ -17,6 +17,7 @@ from sqlalchemy import func
 
 from api.auth import owned_or_404
 from api.deps import ClientDep
+from api.openapi import errors
 from api.schemas import UploadCreate, UploadObject
 from db.models import Upload
 from db.session import session_scope
@@ -43,7 +44,7 @@ def create_upload(client: ClientDep, body: UploadCreate | None = None) -> Upload
                         url=url, fields=fields, expires_at=expires)
 
 
-@router.get("/v1/uploads/{upload_id}", response_model=UploadObject)
+@router.get("/v1/uploads/{upload_id}", response_model=UploadObject, responses=errors("not_found"))
 def get_upload(upload_id: uuid.UUID, client: ClientDep) -> UploadObject:
     """Whether the file has arrived, and its size."""
     up = owned_or_404(Upload, upload_id, client, "upload")
