@@ -51,6 +51,7 @@ api: install
 	$(BIN)/uvicorn api.app:app --host 127.0.0.1 --port 8000 --http h11 --h11-max-incomplete-event-size 65536
 
 # GPU worker: interactive queue first (strict priority over batch items), one child per GPU.
+# Its Prometheus exporter: WORKER_METRICS_PORT (e.g. 9808; 0 = none).
 worker: install
 	$(BIN)/celery -A worker.celery_app worker -P prefork -c 1 -Q gpu,gpu-bulk -E -l info
 

@@ -1,16 +1,18 @@
 """The FastAPI application, ``uvicorn api.app:app``: it only assembles — middleware (api/outages.py,
 api/limits.py, api/idempotency.py), the error handlers (api/errors.py), one router per resource
-(api/jobs.py, api/batches.py, api/uploads.py, api/health.py) and the published schema (api/openapi.py).
+(api/jobs.py, api/batches.py, api/uploads.py, api/health.py, api/metrics.py) and the published schema
+(api/openapi.py).
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import batches, health, jobs, uploads
+from api import batches, health, jobs, metrics, uploads
 from api.errors import install_handlers
 from api.idempotency import IdempotencyMiddleware
 from api.limits import BodyLimitMiddleware
+from api.metrics import MetricsMiddleware
 from api.openapi import build_schema
 from api.outages import OutageMiddleware
 
@@ -22,8 +24,10 @@ app = FastAPI(
 )
 app.add_middleware(IdempotencyMiddleware)
 app.add_middleware(BodyLimitMiddleware)  # nothing reads more than the cap
-app.add_middleware(OutageMiddleware)  # outermost: a backing service down is a 503 wherever it shows
+app.add_middleware(OutageMiddleware)  # a backing service down is a 503 wherever it shows
+app.add_middleware(MetricsMiddleware)  # outermost: counts every reply, the other middlewares' too
 app.include_router(health.router)
+app.include_router(metrics.router)
 app.include_router(jobs.router)
 app.include_router(batches.router)
 app.include_router(uploads.router)

@@ -2,9 +2,10 @@
 
 Postgres, Redis or S3 unreachable, or the temporary disk Starlette spools uploads to full: the client
 did nothing wrong and should retry later with the same Idempotency-Key (5xx replies are not stored,
-so the retry runs). A pure ASGI middleware, outermost, so it also covers the idempotency middleware's
-own database work, and it answers instead of re-raising: Starlette's catch-all would send its reply and
-then re-raise, and uvicorn would log a traceback and drop the keep-alive connection.
+so the retry runs). A pure ASGI middleware, outermost but for the metrics one, so it also covers the
+idempotency middleware's own database work, and it answers instead of re-raising: Starlette's
+catch-all would send its reply and then re-raise, and uvicorn would log a traceback and drop the
+keep-alive connection.
 """
 
 from __future__ import annotations

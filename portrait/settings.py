@@ -115,6 +115,11 @@ class Settings(BaseSettings):
         180.0, description="How long a new worker child may take to load the pipeline before the parent gives up on "
                            "it (Celery's worker_proc_alive_timeout, 4 s by default: shorter than a model load, so "
                            "every replacement child was killed in a loop).")
+    worker_metrics_port: int = Field(
+        0, ge=0, le=65535, description="Port of a worker's Prometheus exporter (/metrics, all its processes "
+                                       "merged); 0 = none. Give each worker on a host its own.")
+    worker_metrics_host: str = Field("127.0.0.1", description="Address the worker's exporter binds (0.0.0.0 in "
+                                                             "containers, for Prometheus to reach it).")
     max_attempts: int = Field(3, description="Attempts before a job fails with attempts_exhausted.")
     lease_s: int = Field(60, description="A running job whose heartbeat is older is presumed dead.")
     heartbeat_s: float = Field(10.0, description="How often a running task renews its lease.")

@@ -28,13 +28,15 @@ $BIN/portrait migrate
 
 $BIN/uvicorn api.app:app --host 127.0.0.1 --port 8000 --http h11 --h11-max-incomplete-event-size 65536 \
   >"$RUN/api.log" 2>&1 & pids+=($!)
-$BIN/celery -A worker.celery_app worker -P prefork -c 1 -Q gpu,gpu-bulk -n gpu@%h -E -l info >"$RUN/gpu.log" 2>&1 & pids+=($!)
-$BIN/celery -A worker.celery_app worker -P threads -c 4 -Q fetch,webhooks,maintenance -n cpu@%h -E -l info \
-  >"$RUN/cpu.log" 2>&1 & pids+=($!)
+WORKER_METRICS_PORT=9808 $BIN/celery -A worker.celery_app worker -P prefork -c 1 -Q gpu,gpu-bulk -n gpu@%h -E -l info \
+  >"$RUN/gpu.log" 2>&1 & pids+=($!)
+WORKER_METRICS_PORT=9809 $BIN/celery -A worker.celery_app worker -P threads -c 4 -Q fetch,webhooks,maintenance \
+  -n cpu@%h -E -l info >"$RUN/cpu.log" 2>&1 & pids+=($!)
 $BIN/celery -A worker.celery_app beat -l info -s "$RUN/beat-schedule" >"$RUN/beat.log" 2>&1 & pids+=($!)
 # Flower never runs without authentication (flowerconfig.py refuses): a random password unless one is set
 export FLOWER_BASIC_AUTH=${FLOWER_BASIC_AUTH:-dev:$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 $BIN/celery -A worker.celery_app flower --port=5555 --address=127.0.0.1 >"$RUN/flower.log" 2>&1 & pids+=($!)
 echo "API http://127.0.0.1:8000/docs   Flower http://127.0.0.1:5555 ($FLOWER_BASIC_AUTH)   logs in $RUN/"
+echo "Metrics: http://127.0.0.1:8000/metrics, GPU worker :9808/metrics, CPU worker :9809/metrics"
 echo "Create a client: $BIN/portrait create-client dev"
 wait -n

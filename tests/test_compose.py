@@ -67,3 +67,39 @@ def test_stack_shape() -> None:
     assert cmd[cmd.index("-P") + 1] == "prefork" and cmd[cmd.index("-c") + 1] == "1"
     for name in ("postgres", "redis", "minio", "api"):
         assert "healthcheck" in SERVICES[name], name
+
+
+def test_prometheus_scrapes_every_exporter_of_the_stack() -> None:
+    """Each scrape target is a compose service on the port its exporter listens on, and nothing is left out."""
+    prom = yaml.safe_load((ROOT / "infra" / "prometheus.yml").read_text())
+    targets = {t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]}
+    ports = {"api": "8000", "flower": "5555"}
+    for name in ("worker", "worker-cpu"):
+        env = SERVICES[name]["environment"]
+        assert env["WORKER_METRICS_HOST"] == "0.0.0.0", "reachable from the Prometheus container"
+        ports[name] = env["WORKER_METRICS_PORT"]
+    assert targets == {f"{svc}:{port}" for svc, port in ports.items()}
+    flower = next(j for j in prom["scrape_configs"] if j["job_name"] == "flower")
+    mounted = {c["target"] for c in SERVICES["prometheus"]["configs"]}
+    assert {flower["basic_auth"]["username_file"], flower["basic_auth"]["password_file"]} <= mounted
+    for volume in SERVICES["prometheus"]["volumes"] + SERVICES["grafana"]["volumes"]:
+        src = volume.split(":")[0]
+        assert not src.startswith("./") or (ROOT / src).exists(), src
+
+
+def test_the_dashboard_only_queries_metrics_that_exist() -> None:
+    from portrait import metrics
+
+    defined = set()
+    for m in vars(metrics).values():
+        if hasattr(m, "_name") and hasattr(m, "_type"):
+            base = m._name
+            defined |= {base, f"{base}_total", f"{base}_bucket", f"{base}_count", f"{base}_sum"}
+    defined |= {"portrait_queue_depth", "flower_worker_online"}  # collected at scrape time / Flower's own
+    dash = json.loads((ROOT / "infra" / "grafana" / "dashboards" / "portrait.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    used = {n for e in exprs for n in re.findall(r"\b((?:portrait|flower)_[a-z_]+)", e)}
+    assert len(dash["panels"]) >= 10 and used
+    assert used <= defined, used - defined
+    assert {"portrait_jobs_total", "portrait_stage_seconds_bucket", "portrait_queue_depth",
+            "portrait_webhook_deliveries_total", "portrait_http_requests_total"} <= used

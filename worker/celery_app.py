@@ -18,6 +18,7 @@ from portrait.settings import get_settings
 app = make_celery()
 app.conf.include = ["worker.tasks", "worker.fetch", "worker.webhooks", "worker.sweeper", "worker.retention",
                     "worker.dispatch"]
+import worker.metrics  # noqa: E402, F401 - its start-up signals: the exporter (WORKER_METRICS_PORT)
 
 log = logging.getLogger("portrait.worker")
 

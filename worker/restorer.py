@@ -7,6 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from portrait.settings import get_settings
+from worker import metrics
 
 log = logging.getLogger("portrait.worker")
 
@@ -21,4 +22,5 @@ def get_restorer() -> Any:
     r = Restorer(weights_dir=s.weights_dir, device=s.device, model_path=s.model_path,
                  max_batch=s.max_batch_faces, limits=limits)
     log.info("restoration pipeline ready: model %s on %s", r.model_version, getattr(r, "device", "?"))
+    metrics.model_loaded(r.model_version)
     return r

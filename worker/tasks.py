@@ -30,6 +30,7 @@ from portrait.urlguard import UrlFetchError, UrlRefused
 from restoration.errors import RestorationError
 from restoration.formats import CONTENT_TYPES, EXTENSIONS
 from restoration.options import RestoreOptions
+from worker import metrics
 from worker.celery_app import app
 from worker.fetch import fetch_to_storage
 from worker.restorer import get_restorer
@@ -81,6 +82,8 @@ def _fail(job_id: uuid.UUID, attempt: int, worker: str, code: str, message: str)
     with session_scope() as s:
         job = jobs_db.fail(s, job_id, code, message, attempt=attempt, worker=worker)
     log.info("job %s failed: %s: %s", job_id, code, message)
+    if job is not None:
+        metrics.job_finished("failed", code)
     queue.send_notices(job)
 
 
@@ -99,6 +102,7 @@ def restore(self: Any, job_id: str) -> str:
             job = jobs_db.fail(s, jid, "attempts_exhausted",
                                f"gave up after {claim.job.attempts} attempts", worker=worker)
     if claim.outcome == ClaimOutcome.exhausted:
+        metrics.job_finished("failed", "attempts_exhausted")
         queue.send_notices(job)
     if claim.outcome != ClaimOutcome.claimed:
         # terminal: a redelivered message for a finished job; leased: another live worker has it
@@ -111,6 +115,7 @@ def restore(self: Any, job_id: str) -> str:
     beat = _Heartbeat(jid, attempt)
     beat.start()
     t0 = time.perf_counter()
+    metrics.job_started()
     try:
         data = _read_input(job)
         options = RestoreOptions.model_validate(job.options or {})
@@ -135,7 +140,9 @@ def restore(self: Any, job_id: str) -> str:
                 get_storage().delete(key)
             log.info("job %s finished but is no longer ours (%s)", job_id,
                      current.status.value if current else "gone")
+            metrics.job_finished("discarded")
             return "lost"
+        metrics.job_finished("succeeded", seconds=time.perf_counter() - t0, result=result)
         queue.send_notices(done)
         return "succeeded"
     except RestorationError as e:
@@ -154,6 +161,7 @@ def restore(self: Any, job_id: str) -> str:
             with session_scope() as s:
                 back = jobs_db.requeue(s, jid, f"transient error: {type(e).__name__}", attempt=attempt)
             if back is not None:
+                metrics.job_finished("requeued", type(e).__name__)
                 queue.enqueue_restore(jid, countdown=min(60.0, 5.0 * 2 ** (attempt - 1)),
                                       bulk=back.batch_id is not None)
     except ClientError as e:
@@ -163,4 +171,5 @@ def restore(self: Any, job_id: str) -> str:
         _fail(jid, attempt, worker, "internal_error", f"{type(e).__name__}: {e}")
     finally:
         beat.stop.set()
+        metrics.job_left()
     return "failed"

@@ -42,6 +42,7 @@ from portrait import queue, urlguard
 from portrait.objects import batch_object, job_object
 from portrait.settings import Settings, get_settings
 from portrait.storage import get_storage
+from worker import metrics
 from worker.celery_app import app
 
 log = logging.getLogger("portrait.webhooks")
@@ -146,6 +147,12 @@ def _state_field(event: str) -> str:
 def deliver_webhook(subject_id: str, message_id: str, attempt: int = 1, event: str = "completed") -> str:
     """Deliver one message: a job's ``start`` or ``completed`` event, or a batch's ``batch.completed``
     (``subject_id`` is then the batch's id); record the attempt; retry, or settle the state."""
+    result = _deliver(subject_id, message_id, attempt, event)
+    metrics.webhook_attempt(result)
+    return result
+
+
+def _deliver(subject_id: str, message_id: str, attempt: int, event: str) -> str:
     settings = get_settings()
     sid = uuid.UUID(subject_id)
     with session_scope() as s:

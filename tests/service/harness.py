@@ -138,16 +138,23 @@ class Stack:
     def start_gpu_worker(self, name: str = "gpu", extra_env: dict[str, str] | None = None) -> Proc:
         """A GPU-style worker on the stack's queues; ``extra_env`` overrides its settings (e.g. time limits)."""
         queues = f"{self.env['GPU_QUEUE']},{self.env['GPU_BULK_QUEUE']}"  # interactive first: it has priority
-        return self.spawn(name, [str(BIN / "celery"), "-A", "worker.celery_app", "worker", "-P", "prefork",
+        port = free_port()
+        proc = self.spawn(name, [str(BIN / "celery"), "-A", "worker.celery_app", "worker", "-P", "prefork",
                                  "-c", "1", "-Q", queues, "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h",
-                                 "-E", "--without-mingle", "--without-gossip", "-l", "info"], extra_env)
+                                 "-E", "--without-mingle", "--without-gossip", "-l", "info"],
+                          {"WORKER_METRICS_PORT": str(port), **(extra_env or {})})
+        proc.url = f"http://127.0.0.1:{port}"  # its Prometheus exporter
+        return proc
 
     def start_cpu_worker(self, name: str = "cpu") -> Proc:
         queues = ",".join(self.env[q] for q in ("FETCH_QUEUE", "WEBHOOK_QUEUE", "MAINTENANCE_QUEUE"))
-        return self.spawn(name, [str(BIN / "celery"), "-A", "worker.celery_app", "worker", "-P", "threads",
+        port = free_port()
+        proc = self.spawn(name, [str(BIN / "celery"), "-A", "worker.celery_app", "worker", "-P", "threads",
                                  "-c", "4", "-Q", queues,
                                  "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h", "-E", "--without-mingle",
-                                 "--without-gossip", "-l", "info"])
+                                 "--without-gossip", "-l", "info"], {"WORKER_METRICS_PORT": str(port)})
+        proc.url = f"http://127.0.0.1:{port}"  # its Prometheus exporter
+        return proc
 
     def start_api(self, port: int | None = None, name: str = "api",
                   extra_env: dict[str, str] | None = None) -> Proc:
