@@ -15,7 +15,11 @@ from api.limits import BodyLimitMiddleware
 from api.metrics import MetricsMiddleware
 from api.openapi import build_schema
 from api.outages import OutageMiddleware
+from api.request_id import RequestIdMiddleware
+from portrait.logs import configure_api
+from portrait.settings import get_settings
 
+configure_api(get_settings().log_format)  # text, or JSON lines with request and job context (portrait/logs.py)
 app = FastAPI(
     title="Portrait restoration API",
     version="0.1.0",
@@ -25,7 +29,8 @@ app = FastAPI(
 app.add_middleware(IdempotencyMiddleware)
 app.add_middleware(BodyLimitMiddleware)  # nothing reads more than the cap
 app.add_middleware(OutageMiddleware)  # a backing service down is a 503 wherever it shows
-app.add_middleware(MetricsMiddleware)  # outermost: counts every reply, the other middlewares' too
+app.add_middleware(MetricsMiddleware)  # counts every reply, the other middlewares' too
+app.add_middleware(RequestIdMiddleware)  # outermost: every reply and log line has its X-Request-Id
 app.include_router(health.router)
 app.include_router(metrics.router)
 app.include_router(jobs.router)

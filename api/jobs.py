@@ -37,6 +37,7 @@ from db.models import TERMINAL_STATUSES, Client, InputSource, Job, JobStatus
 from db.session import session_scope
 from portrait import queue
 from portrait.errors import ApiError
+from portrait.logs import bind, job_fields
 from portrait.objects import JobObject, job_object
 from portrait.settings import get_settings
 from portrait.storage import get_storage, input_key
@@ -174,6 +175,8 @@ def _store_and_enqueue(client: Client, body: JobCreate, data: bytes | None, webh
         s.flush()
         s.refresh(job)
         idempotency.record_in(s, request_state, 202, job_object(job, storage).model_dump_json().encode())
+        bind(**job_fields(job))  # this request's remaining lines are about this job
+    log.info("job created (input from %s)", source)
     try:
         queue.enqueue_restore(job_id)
         with session_scope() as s:

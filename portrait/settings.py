@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -24,6 +24,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Logs of the API and workers: text lines, or one JSON object per line with the "
+                            "request and job context (request_id, job_id, client_id, batch_id, attempt).")
 
     # --- stores -------------------------------------------------------------------------------
     database_url: str = Field(

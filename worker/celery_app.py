@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from celery.signals import worker_process_init
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
 
 from portrait.queue import make_celery
 from portrait.settings import get_settings
@@ -21,6 +21,15 @@ app.conf.include = ["worker.tasks", "worker.fetch", "worker.webhooks", "worker.s
 import worker.metrics  # noqa: E402, F401 - its start-up signals: the exporter (WORKER_METRICS_PORT)
 
 log = logging.getLogger("portrait.worker")
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _log_format(logger: logging.Logger, **_: object) -> None:
+    """Celery set up its handlers: add the job context to every line; LOG_FORMAT=json makes them JSON."""
+    from portrait.logs import install
+
+    install(logger, get_settings().log_format, take_over=False)
 
 
 @worker_process_init.connect

@@ -18,6 +18,7 @@ from db import jobs as jobs_db
 from db.models import Job
 from db.session import session_scope
 from portrait import queue
+from portrait.logs import bind, job_fields, log_context
 from portrait.settings import get_settings
 from portrait.storage import get_storage
 from portrait.urlguard import UrlFetchError, UrlRefused, fetch
@@ -36,12 +37,18 @@ def fetch_to_storage(url: str, key: str) -> bytes:
 
 @app.task(name=queue.FETCH_TASK)
 def fetch_input(job_id: str) -> str:
+    with log_context(job_id=job_id):
+        return _fetch_input(job_id)
+
+
+def _fetch_input(job_id: str) -> str:
     jid = uuid.UUID(job_id)
     with session_scope() as s:
         job = s.get(Job, jid)
         if job is None or not job.waits_for_url:
             return "skipped"
         url, key, bulk = job.input_url or "", job.input_key, job.batch_id is not None
+        bind(**job_fields(job, job.attempts + 1))  # the attempt this fetch is for
     if get_storage().size(key) is None:
         try:
             fetch_to_storage(url, key)

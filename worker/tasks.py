@@ -24,6 +24,7 @@ from db.jobs import ClaimOutcome
 from db.models import InputSource, Job, JobStatus
 from db.session import session_scope
 from portrait import queue
+from portrait.logs import bind, job_fields, log_context
 from portrait.settings import get_settings
 from portrait.storage import ObjectMissing, get_storage, result_key
 from portrait.urlguard import UrlFetchError, UrlRefused
@@ -89,6 +90,11 @@ def _fail(job_id: uuid.UUID, attempt: int, worker: str, code: str, message: str)
 
 @app.task(name=queue.RESTORE_TASK, bind=True)
 def restore(self: Any, job_id: str) -> str:
+    with log_context(job_id=job_id):  # every line of this job's handling says which job (portrait/logs.py)
+        return _restore(self, job_id)
+
+
+def _restore(self: Any, job_id: str) -> str:
     settings = get_settings()
     jid = uuid.UUID(job_id)
     worker = self.request.hostname or "worker"
@@ -111,6 +117,8 @@ def restore(self: Any, job_id: str) -> str:
         return claim.outcome
 
     job, attempt = claim.job, claim.attempt
+    bind(**job_fields(job, attempt))
+    log.info("job claimed by %s", worker)
     queue.send_notices(job)  # the start event, if this first claim owes one
     beat = _Heartbeat(jid, attempt)
     beat.start()
@@ -143,6 +151,8 @@ def restore(self: Any, job_id: str) -> str:
             metrics.job_finished("discarded")
             return "lost"
         metrics.job_finished("succeeded", seconds=time.perf_counter() - t0, result=result)
+        log.info("job succeeded: %d face(s), %.0f ms, model %s", len(result.faces), timings["job_total"],
+                 result.model_version)
         queue.send_notices(done)
         return "succeeded"
     except RestorationError as e:

@@ -39,6 +39,7 @@ from db.batches import status_counts
 from db.models import Batch, Client, Job, WebhookDelivery, WebhookState
 from db.session import session_scope
 from portrait import queue, urlguard
+from portrait.logs import bind, log_context
 from portrait.objects import batch_object, job_object
 from portrait.settings import Settings, get_settings
 from portrait.storage import get_storage
@@ -147,7 +148,9 @@ def _state_field(event: str) -> str:
 def deliver_webhook(subject_id: str, message_id: str, attempt: int = 1, event: str = "completed") -> str:
     """Deliver one message: a job's ``start`` or ``completed`` event, or a batch's ``batch.completed``
     (``subject_id`` is then the batch's id); record the attempt; retry, or settle the state."""
-    result = _deliver(subject_id, message_id, attempt, event)
+    subject = {"batch_id": subject_id} if event == BATCH_COMPLETED else {"job_id": subject_id}
+    with log_context(**subject):
+        result = _deliver(subject_id, message_id, attempt, event)
     metrics.webhook_attempt(result)
     return result
 
@@ -159,6 +162,7 @@ def _deliver(subject_id: str, message_id: str, attempt: int, event: str) -> str:
         row = _subject(s, sid, event)
         if row is None:
             return "skipped"
+        bind(client_id=row.client_id)
         secret = s.get(Client, row.client_id).webhook_secret
         url = row.webhook_url
         payload = (build_batch_payload(row, status_counts(s, sid)) if isinstance(row, Batch)

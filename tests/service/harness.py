@@ -137,7 +137,8 @@ class Stack:
 
     def start_gpu_worker(self, name: str = "gpu", extra_env: dict[str, str] | None = None) -> Proc:
         """A GPU-style worker on the stack's queues; ``extra_env`` overrides its settings (e.g. time limits)."""
-        queues = f"{self.env['GPU_QUEUE']},{self.env['GPU_BULK_QUEUE']}"  # interactive first: it has priority
+        env = {**self.env, **(extra_env or {})}
+        queues = f"{env['GPU_QUEUE']},{env['GPU_BULK_QUEUE']}"  # interactive first: it has priority
         port = free_port()
         proc = self.spawn(name, [str(BIN / "celery"), "-A", "worker.celery_app", "worker", "-P", "prefork",
                                  "-c", "1", "-Q", queues, "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h",
