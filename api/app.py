@@ -1,14 +1,14 @@
 """The FastAPI application, ``uvicorn api.app:app``: it only assembles — middleware (api/outages.py,
 api/limits.py, api/idempotency.py), the error handlers (api/errors.py), one router per resource
-(api/jobs.py, api/batches.py, api/uploads.py, api/health.py, api/metrics.py) and the published schema
-(api/openapi.py).
+(api/jobs.py, api/batches.py, api/uploads.py, api/health.py, api/metrics.py, api/page.py) and the
+published schema (api/openapi.py).
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import batches, health, jobs, metrics, uploads
+from api import batches, health, jobs, metrics, page, uploads
 from api.errors import install_handlers
 from api.idempotency import IdempotencyMiddleware
 from api.limits import BodyLimitMiddleware
@@ -33,6 +33,8 @@ app.add_middleware(MetricsMiddleware)  # counts every reply, the other middlewar
 app.add_middleware(RequestIdMiddleware)  # outermost: every reply and log line has its X-Request-Id
 app.include_router(health.router)
 app.include_router(metrics.router)
+app.include_router(page.router)  # the try-it page at /
+app.mount("/static", page.static_files(), name="static")
 app.include_router(jobs.router)
 app.include_router(batches.router)
 app.include_router(uploads.router)
