@@ -39,15 +39,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-import yaml
 from torch.utils.data import DataLoader
 
-from restoration.degrade import Option, Preset, Step
 from restoration.errors import WeightsMissing
-from restoration.generator import Generator, GeneratorConfig, save_generator
+from restoration.generator import Generator, save_generator
 from restoration.paths import default_weights_dir
 from restoration.precision import resolve_precision
 from restoration.training import losses as L
+from restoration.training.config import generator_config, load_config, preset_from_config
 from restoration.training.data import (
     Augment,
     MaskPolicy,
@@ -67,58 +66,6 @@ CKPT_FORMAT = "restoration.training/1"
 SHARD_BYTES = 15 * 2**20
 COMPACT_FALLBACK = {"G": "G_ema"}  # model -> where a compact checkpoint keeps its weights
 FRESH_IF_CHANGED = {"D"}  # never shipped: a new discriminator design restarts it instead of failing
-
-DEFAULTS: dict[str, Any] = {
-    "seed": 0,
-    "model_version": "dev",
-    "data": {"pack": "data/pack", "size": 512, "preset": "mixed", "batch_size": 8, "workers": 4,
-             "mask_policy": {"clean": 1.0}, "augment": {}, "val_faces": 16, "val_preset": "mixed",
-             "val_mask": "clean"},
-    "generator": {"preset": "small"},
-    "discriminator": {"ch_base": 16, "ch_max": 128},
-    "loss": {"l1": 1.0, "ms_ssim": 0.5, "identity": 0.0, "id_feat": 0.0, "vgg": 0.0, "fm": 0.0,
-             "adv": 0.0, "adv_start": 0, "r1_gamma": 10.0, "r1_every": 16},
-    "optim": {"lr_g": 2e-3, "lr_d": 2e-3, "betas": [0.0, 0.99], "ema_halflife_kimg": 10.0,
-              "ema_rampup": 0.05, "grad_clip": 1.0},
-    "train": {"max_iters": 100_000, "log_every": 50, "val_every": 1000, "ckpt_minutes": 3.0,
-              "precision": "auto", "channels_last": True},
-    "checkpoint": {"fp16": True, "optimizer": True},
-}
-
-
-def load_config(path: Path | str | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """DEFAULTS deep-merged with the YAML file and then ``overrides``."""
-    def merge(a: dict, b: dict) -> dict:
-        out = copy.deepcopy(a)
-        for k, v in (b or {}).items():
-            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-        return out
-
-    cfg = DEFAULTS
-    if path:
-        cfg = merge(cfg, yaml.safe_load(Path(path).read_text()) or {})
-    return merge(cfg, overrides or {})
-
-
-def preset_from_config(p: str | dict[str, Any]) -> str | Preset:
-    """``data.preset``: a preset name, or an inline one:
-    ``{shuffle: bool, steps: [{p: 0.5, options: [[kind, lo, hi], ...]}, ...]}``."""
-    if isinstance(p, str):
-        return p
-    steps = tuple(Step(float(st.get("p", 1.0)), tuple(Option(k, float(lo), float(hi)) for k, lo, hi in st["options"]))
-                  for st in p["steps"])
-    return Preset(p.get("name", "custom"), steps, bool(p.get("shuffle", False)))
-
-
-def generator_config(cfg: dict[str, Any]) -> GeneratorConfig:
-    g = dict(cfg["generator"])
-    size = cfg["data"]["size"]
-    preset = g.pop("preset", None)
-    if preset:
-        base = getattr(GeneratorConfig, preset)(size)
-        return GeneratorConfig(**{**base.__dict__, **g})
-    return GeneratorConfig(size=size, **g)
-
 
 # ------------------------------------------------------------------------------------ checkpoints
 

@@ -8,17 +8,9 @@ import torch
 
 from restoration.generator import Generator, load_generator
 from restoration.training import losses as L
+from restoration.training.config import generator_config, load_config, preset_from_config
 from restoration.training.data import PairDataset, StepSampler, read_pack
-from restoration.training.train import (
-    SHARD_BYTES,
-    _restore,
-    generator_config,
-    load_checkpoint,
-    load_config,
-    preset_from_config,
-    save_checkpoint,
-    train,
-)
+from restoration.training.train import SHARD_BYTES, _restore, load_checkpoint, save_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "restoration" / "training" / "configs" / "tiny.yaml"

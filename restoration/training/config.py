@@ -1,0 +1,148 @@
+"""A training run's configuration: the defaults, the YAML on top, and a typed check of the result.
+
+A config is YAML (``restoration/training/configs/``) deep-merged over :data:`DEFAULTS`. The merged
+result is validated by :class:`RunConfig` (pydantic, ``extra="forbid"`` in every section), so a typo
+(``loss: {advv: 0.1}``), a key in the wrong section or a value of the wrong type stops the run at start
+instead of silently switching a loss off. Sections whose shape belongs to another module are checked
+there, also strictly: ``generator`` by GeneratorConfig, ``discriminator`` by DiscriminatorConfig,
+``data.mask_policy`` by MaskPolicy, ``data.augment`` by Augment, an inline ``data.preset`` by
+:func:`preset_from_config`. The loop keeps reading the validated plain dict (what state.json stores).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from restoration.degrade import Option, Preset, Step
+from restoration.generator import GeneratorConfig
+
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "model_version": "dev",
+    "data": {"pack": "data/pack", "size": 512, "preset": "mixed", "batch_size": 8, "workers": 4,
+             "mask_policy": {"clean": 1.0}, "augment": {}, "val_faces": 16, "val_preset": "mixed",
+             "val_mask": "clean"},
+    "generator": {"preset": "small"},
+    "discriminator": {"ch_base": 16, "ch_max": 128},
+    "loss": {"l1": 1.0, "ms_ssim": 0.5, "identity": 0.0, "id_feat": 0.0, "vgg": 0.0, "fm": 0.0,
+             "adv": 0.0, "adv_start": 0, "r1_gamma": 10.0, "r1_every": 16},
+    "optim": {"lr_g": 2e-3, "lr_d": 2e-3, "betas": [0.0, 0.99], "ema_halflife_kimg": 10.0,
+              "ema_rampup": 0.05, "grad_clip": 1.0},
+    "train": {"max_iters": 100_000, "log_every": 50, "val_every": 1000, "ckpt_minutes": 3.0,
+              "precision": "auto", "channels_last": True},
+    "checkpoint": {"fp16": True, "optimizer": True},
+}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+class DataConfig(_Section):
+    pack: str
+    size: int = Field(gt=0)
+    preset: str | dict[str, Any]
+    batch_size: int = Field(gt=0)
+    workers: int = Field(ge=0)
+    mask_policy: dict[str, float]
+    augment: dict[str, Any]
+    val_faces: int = Field(ge=0)
+    val_preset: str
+    val_mask: str
+
+
+class LossConfig(_Section):
+    """Weights (0 = term off) and the schedule of the adversarial terms."""
+
+    l1: float = Field(ge=0)
+    ms_ssim: float = Field(ge=0)
+    identity: float = Field(ge=0)
+    id_feat: float = Field(ge=0)
+    vgg: float = Field(ge=0)
+    fm: float = Field(ge=0)
+    adv: float = Field(ge=0)
+    adv_start: int = Field(ge=0)
+    r1_gamma: float = Field(ge=0)
+    r1_every: int = Field(gt=0)
+
+
+class OptimConfig(_Section):
+    lr_g: float = Field(gt=0)
+    lr_d: float = Field(gt=0)
+    betas: tuple[float, float]
+    ema_halflife_kimg: float = Field(gt=0)
+    ema_rampup: float = Field(ge=0)
+    grad_clip: float = Field(ge=0)
+
+
+class TrainConfig(_Section):
+    max_iters: int = Field(gt=0)
+    log_every: int = Field(gt=0)
+    val_every: int = Field(ge=0)
+    ckpt_minutes: float = Field(gt=0)
+    precision: Literal["auto", "bf16", "fp32"]
+    channels_last: bool
+
+
+class CheckpointConfig(_Section):
+    fp16: bool
+    optimizer: bool
+
+
+class RunConfig(_Section):
+    seed: int
+    model_version: str
+    data: DataConfig
+    generator: dict[str, Any]
+    discriminator: dict[str, Any]
+    loss: LossConfig
+    optim: OptimConfig
+    train: TrainConfig
+    checkpoint: CheckpointConfig
+
+
+def _merge(a: dict, b: dict) -> dict:
+    out = copy.deepcopy(a)
+    for k, v in (b or {}).items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(path: Path | str | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """DEFAULTS deep-merged with the YAML file and then ``overrides``, validated (pydantic's
+    ValidationError names every bad key); returned as the plain dict the loop and state.json use."""
+    cfg = DEFAULTS
+    if path:
+        cfg = _merge(cfg, yaml.safe_load(Path(path).read_text()) or {})
+    cfg = _merge(cfg, overrides or {})
+    RunConfig.model_validate(cfg)
+    return cfg
+
+
+def preset_from_config(p: str | dict[str, Any]) -> str | Preset:
+    """``data.preset``: a preset name, or an inline one:
+    ``{shuffle: bool, steps: [{p: 0.5, options: [[kind, lo, hi], ...]}, ...]}``."""
+    if isinstance(p, str):
+        return p
+    unknown = set(p) - {"name", "shuffle", "steps"}
+    if unknown:
+        raise ValueError(f"data.preset: unknown keys {sorted(unknown)}")
+    steps = tuple(Step(float(st.get("p", 1.0)), tuple(Option(k, float(lo), float(hi)) for k, lo, hi in st["options"]))
+                  for st in p["steps"])
+    return Preset(p.get("name", "custom"), steps, bool(p.get("shuffle", False)))
+
+
+def generator_config(cfg: dict[str, Any]) -> GeneratorConfig:
+    """``generator``: a preset name plus overrides of GeneratorConfig fields (unknown fields: TypeError)."""
+    g = dict(cfg["generator"])
+    size = cfg["data"]["size"]
+    preset = g.pop("preset", None)
+    if preset:
+        base = getattr(GeneratorConfig, preset)(size)
+        return GeneratorConfig(**{**base.__dict__, **g})
+    return GeneratorConfig(size=size, **g)
