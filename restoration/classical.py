@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from restoration.generator import from_model, to_model
+
 CLASSICAL_VERSION = "classical-v1 (not a learned model)"
 
 
@@ -40,11 +42,8 @@ class ClassicalFaceRestorer(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        faces = ((x.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
-        faces = faces.permute(0, 2, 3, 1).cpu().numpy()
-        out = np.stack([self.restore_uint8(np.ascontiguousarray(f)) for f in faces])
-        y = torch.from_numpy(out).to(x.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        return y.to(x.dtype)
+        out = np.stack([self.restore_uint8(np.ascontiguousarray(f)) for f in from_model(x)])
+        return to_model(out).to(device=x.device, dtype=x.dtype)
 
 
 class IdentityGenerator(nn.Module):

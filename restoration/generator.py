@@ -27,6 +27,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -355,6 +356,36 @@ class Generator(nn.Module):
 
 # --- checkpoints ------------------------------------------------------------------------------------
 
+# ------------------------------------------------------------------ the training / serving contract
+# The generator's input and output, written once: the training data, the validator, the evaluation
+# script, the pipeline and the classical stand-ins all convert through these, so a face reaches the
+# generator as the same tensors whether it is trained on or served (tests/restoration/test_generator.py).
+
+def to_model(rgb: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 RGB, H×W×3 or N×H×W×3 -> float32 N×3×H×W in [-1, 1] (on the input's device)."""
+    t = torch.as_tensor(np.ascontiguousarray(rgb) if isinstance(rgb, np.ndarray) else rgb)
+    if t.ndim == 3:
+        t = t[None]
+    return t.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def from_model(x: torch.Tensor) -> np.ndarray:
+    """float N×3×H×W in [-1, 1] -> uint8 RGB N×H×W×3 (clamped, rounded), on the CPU."""
+    y = ((x.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    return y.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def generator_mask(labels: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Part-class ids, S×S or N×S×S -> float32 one-hot N×C×(S/2)×(S/2), area-averaged (soft at part
+    edges): the resolution the generator consumes its mask at (its input is pixel-unshuffled by 2)."""
+    lab = torch.as_tensor(np.asarray(labels) if isinstance(labels, np.ndarray) else labels).long()
+    if lab.ndim == 2:
+        lab = lab[None]
+    onehot = torch.zeros((lab.shape[0], NUM_PART_CLASSES, *lab.shape[1:]), device=lab.device)
+    onehot.scatter_(1, lab.unsqueeze(1), 1.0)
+    return F.avg_pool2d(onehot, 2)
+
+
 def save_generator(g: Generator, path: Path | str, model_version: str, fp16: bool = True) -> None:
     """Write ``g`` as safetensors; the config and ``model_version`` go in the metadata.
 
@@ -391,4 +422,5 @@ def load_generator(path: Path | str, device: str | torch.device = "cpu") -> tupl
     return g.eval().to(device), meta["model_version"]
 
 
-__all__ = ["GeneratorConfig", "Generator", "save_generator", "load_generator", "read_generator_metadata"]
+__all__ = ["GeneratorConfig", "Generator", "save_generator", "load_generator", "read_generator_metadata",
+           "to_model", "from_model", "generator_mask"]

@@ -96,16 +96,6 @@ def _check_faces(faces: np.ndarray) -> np.ndarray:
     return faces
 
 
-def one_hot(labels: np.ndarray | torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
-    """Class-id maps (N x H x W, or H x W) -> float one-hot N x NUM_PART_CLASSES x H x W for the generator."""
-    lab = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
-    if lab.ndim == 2:
-        lab = lab[None]
-    lab = lab.to(device=device, dtype=torch.long)
-    out = torch.zeros((lab.shape[0], NUM_PART_CLASSES, *lab.shape[1:]), device=lab.device)
-    return out.scatter_(1, lab.unsqueeze(1), 1.0)
-
-
 class NoneParser:
     """All background: the mask-free path, so callers need no special case."""
 
@@ -480,6 +470,6 @@ def get_parser(backend: str = "auto", weights_dir: Path | str | None = None,
 
 __all__ = [
     "PART_CLASSES", "NUM_PART_CLASSES", "LANDMARK_ABSENT", "CELEBA_ABSENT", "FaceParser", "get_parser",
-    "one_hot", "rasterise_landmarks", "split_person", "SelfieSegmenter", "template_prior", "celeba_lut",
+    "rasterise_landmarks", "split_person", "SelfieSegmenter", "template_prior", "celeba_lut",
     "BISENET_LABELS", "PARSENET_LABELS",
 ]

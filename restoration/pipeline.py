@@ -26,6 +26,7 @@ from restoration.background import enhance_background, resolve_method
 from restoration.classical import CLASSICAL_VERSION, ClassicalFaceRestorer
 from restoration.detection import Face, FaceDetector
 from restoration.errors import RestorationError, WeightsMissing
+from restoration.generator import from_model, generator_mask, to_model
 from restoration.image_io import DecodedImage, ImageLimits
 from restoration.options import RestoreOptions
 from restoration.paste import match_color, part_masks, paste_faces, template_mask
@@ -308,18 +309,13 @@ class Restorer:
 
     @torch.inference_mode()
     def _generate(self, crops: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-        x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-        mask = None
-        if self.uses_mask and labels is not None:
-            from restoration.parsing import one_hot
-
-            mask = one_hot(labels, self.device)
+        x = to_model(crops).to(self.device)
+        mask = generator_mask(labels).to(self.device) if self.uses_mask and labels is not None else None
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
             y = self.generator(x, mask)
-        y = ((y.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
-        out = y.permute(0, 2, 3, 1).cpu().numpy()
+        out = from_model(y)
         self._sync()
         return out
 

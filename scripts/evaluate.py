@@ -28,9 +28,10 @@ import numpy as np
 import torch
 
 from restoration.degrade import degrade
+from restoration.generator import from_model, generator_mask, to_model
 from restoration.metrics import IdentityScorer, niqe, psnr, ssim
 from restoration.paths import default_faces_dir, default_weights_dir
-from restoration.training.data import one_hot_np, read_labels, read_pack, read_rgb, to_tensor, to_uint8
+from restoration.training.data import read_labels, read_pack, read_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ("gfpgan", "heavy", "mixed")
@@ -66,13 +67,12 @@ def model_method(path: Path, device: str, batch: int = 4) -> Method:
             f = faces[i:i + batch]
             if size != f.shape[1]:
                 f = np.stack([cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA) for x in f])
-            x = torch.stack([to_tensor(v) for v in f]).to(device)
+            x = to_model(f).to(device)
             m = None
             if labels is not None:
-                m = torch.stack([torch.from_numpy(one_hot_np(cv2.resize(lab, (size, size),
-                                 interpolation=cv2.INTER_NEAREST), size // 2)) for lab in labels[i:i + batch]])
-                m = m.to(device)
-            y = to_uint8(g(x, m, noise_mode="fixed"))
+                m = generator_mask(np.stack([cv2.resize(lab, (size, size), interpolation=cv2.INTER_NEAREST)
+                                             for lab in labels[i:i + batch]])).to(device)
+            y = from_model(g(x, m, noise_mode="fixed"))
             if size != faces.shape[1]:
                 y = np.stack([cv2.resize(v, faces.shape[1:3][::-1], interpolation=cv2.INTER_CUBIC) for v in y])
             outs.append(y)

@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from restoration.degrade import Preset, degrade_with_ops
+from restoration.generator import generator_mask, to_model
 from restoration.parsing import NUM_PART_CLASSES
 
 MASK_MODES = ("clean", "none", "corrupt", "degraded")
@@ -175,25 +176,6 @@ def corrupt_labels(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return lab
 
 
-def one_hot_np(labels: np.ndarray, out_size: int) -> np.ndarray:
-    """Class ids (S×S) -> float32 one-hot C×out×out, area-averaged (soft at edges) like the generator's."""
-    oh = (labels[None] == np.arange(NUM_PART_CLASSES, dtype=labels.dtype)[:, None, None]).astype(np.float32)
-    if out_size != labels.shape[0]:
-        oh = cv2.resize(oh.transpose(1, 2, 0), (out_size, out_size), interpolation=cv2.INTER_AREA)
-        oh = oh.reshape(out_size, out_size, -1).transpose(2, 0, 1)
-    return np.ascontiguousarray(oh)
-
-
-def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """uint8 H×W×3 -> float 3×H×W in [-1, 1] (the generator's range)."""
-    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div(127.5).sub(1.0)
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """float N×3×H×W in [-1, 1] -> uint8 N×H×W×3."""
-    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
 class PairDataset(Dataset):
     """Indexed by ``(face index, sample seed)`` pairs from :class:`StepSampler`; returns a dict of
     ``lq`` (degraded) and ``gt`` (clean), 3×S×S in [-1, 1], ``mask`` C×(S/2)×(S/2) one-hot or zeros,
@@ -228,9 +210,8 @@ class PairDataset(Dataset):
         if mode == "corrupt" and labels is not None:
             labels = corrupt_labels(labels, rng)
         half = self.size // 2
-        mask = one_hot_np(labels, half) if labels is not None else np.zeros((NUM_PART_CLASSES, half, half),
-                                                                            np.float32)
-        return {"lq": to_tensor(lq), "gt": to_tensor(face), "mask": torch.from_numpy(mask),
+        mask = generator_mask(labels)[0] if labels is not None else torch.zeros(NUM_PART_CLASSES, half, half)
+        return {"lq": to_model(lq)[0], "gt": to_model(face)[0], "mask": mask,
                 "mask_mode": torch.tensor(MASK_MODES.index(mode))}
 
 
@@ -268,5 +249,5 @@ def worker_init(_: int) -> None:
 
 __all__ = [
     "MASK_MODES", "MaskPolicy", "Augment", "PackEntry", "read_pack", "read_rgb", "read_labels", "augment",
-    "corrupt_labels", "one_hot_np", "to_tensor", "to_uint8", "PairDataset", "StepSampler", "worker_init",
+    "corrupt_labels", "PairDataset", "StepSampler", "worker_init",
 ]

@@ -42,7 +42,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from restoration.errors import WeightsMissing
-from restoration.generator import Generator, save_generator
+from restoration.generator import Generator, from_model, generator_mask, save_generator, to_model
 from restoration.paths import default_weights_dir
 from restoration.precision import resolve_precision
 from restoration.training import losses as L
@@ -55,8 +55,6 @@ from restoration.training.data import (
     read_labels,
     read_pack,
     read_rgb,
-    to_tensor,
-    to_uint8,
     worker_init,
 )
 from restoration.training.discriminator import Discriminator, DiscriminatorConfig
@@ -209,12 +207,11 @@ class Validator:
             lab = read_labels(e.mask, size) if (d["val_mask"] == "clean" and e.mask) else None
             masks.append(lab)
         self.gt = np.stack(gts)
-        self.lq = torch.stack([to_tensor(x) for x in lqs]).to(device)
+        self.lq = to_model(np.stack(lqs)).to(device)
         from restoration.parsing import NUM_PART_CLASSES
-        from restoration.training.data import one_hot_np
 
         half = size // 2
-        self.mask = torch.stack([torch.from_numpy(one_hot_np(m, half)) if m is not None else
+        self.mask = torch.stack([generator_mask(m)[0] if m is not None else
                                  torch.zeros(NUM_PART_CLASSES, half, half) for m in masks]).to(device)
         self.identity = None
         try:
@@ -223,7 +220,7 @@ class Validator:
             self.identity = IdentityScorer(weights_dir, str(device))
         except Exception as e:  # no weights: PSNR/SSIM only
             print(f"validation without identity cosine: {e}")
-        self.baseline = self.score(to_uint8(self.lq))
+        self.baseline = self.score(from_model(self.lq))
 
     def score(self, out: np.ndarray, with_niqe: bool = False) -> dict[str, float]:
         from restoration.metrics import niqe, psnr, ssim
@@ -242,14 +239,14 @@ class Validator:
     @torch.no_grad()
     def run(self, g: torch.nn.Module, batch: int = 8, with_niqe: bool = False
             ) -> tuple[dict[str, float], np.ndarray]:
-        outs = [to_uint8(g(self.lq[i:i + batch], self.mask[i:i + batch], noise_mode="fixed").float())
+        outs = [from_model(g(self.lq[i:i + batch], self.mask[i:i + batch], noise_mode="fixed").float())
                 for i in range(0, len(self.lq), batch)]
         out = np.concatenate(outs)
         return self.score(out, with_niqe), out
 
     def grid(self, out: np.ndarray, n: int = 8) -> np.ndarray:
         """Rows of (input | output | ground truth)."""
-        lq = to_uint8(self.lq[:n])
+        lq = from_model(self.lq[:n])
         return np.concatenate([np.concatenate([a, b, c], 1) for a, b, c in zip(lq, out[:n], self.gt[:n],
                                                                                  strict=False)], 0)
 

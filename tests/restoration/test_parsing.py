@@ -12,6 +12,7 @@ from restoration_testutil import FACES_DIR as FACES
 from restoration_testutil import WEIGHTS_DIR as WEIGHTS
 
 from restoration.errors import WeightsMissing
+from restoration.generator import generator_mask
 from restoration.parsing import (
     BISENET_LABELS,
     LANDMARK_ABSENT,
@@ -20,7 +21,6 @@ from restoration.parsing import (
     PART_CLASSES,
     celeba_lut,
     get_parser,
-    one_hot,
     split_person,
     template_prior,
 )
@@ -86,14 +86,14 @@ def test_default_weights_dir_honours_weights_dir_env(tmp_path: Path, monkeypatch
         get_parser("landmarks")
     assert str(tmp_path / "landmarks" / "face_landmarker.task") in str(e.value)
 
-def test_none_and_one_hot() -> None:
+def test_none_parser_and_the_generator_mask() -> None:
     labels = get_parser("none", WEIGHTS).parse(np.zeros((2, 512, 512, 3), np.uint8))
     assert labels.shape == (2, 512, 512) and labels.dtype == np.uint8 and not labels.any()
-    labels[1, 10, 20] = C["lips"]
-    oh = one_hot(labels)
-    assert oh.shape == (2, NUM_PART_CLASSES, 512, 512) and oh.dtype == torch.float32
-    assert torch.all(oh.sum(1) == 1) and oh[1, C["lips"], 10, 20] == 1
-    assert one_hot(torch.from_numpy(labels[0])).shape == (1, NUM_PART_CLASSES, 512, 512)
+    labels[1, 10:12, 20:22] = C["lips"]
+    oh = generator_mask(labels)  # what the generator consumes: one-hot at half size, area-averaged
+    assert oh.shape == (2, NUM_PART_CLASSES, 256, 256) and oh.dtype == torch.float32
+    assert torch.allclose(oh.sum(1), torch.ones(2, 256, 256)) and oh[1, C["lips"], 5, 10] == 1
+    assert generator_mask(torch.from_numpy(labels[0])).shape == (1, NUM_PART_CLASSES, 256, 256)
 
 
 def test_bad_input_rejected() -> None:
