@@ -134,21 +134,22 @@ async def create_job(request: Request, response: Response, client: ClientDep) ->
     webhook = (await run_in_threadpool(url_checker(), str(body.webhook_url), "webhook_url")
                if body.webhook_url else None)
     # S3, Postgres and Redis clients are blocking: run them off the event loop so submits overlap.
-    job_id = await run_in_threadpool(_store_and_enqueue, client, body, data, webhook, request.state)
+    created = await run_in_threadpool(_store_and_enqueue, client, body, data, webhook, request.state)
     wait = _prefer_wait(request)
-    if wait is not None:
-        await _wait_terminal(job_id, wait)
-        response.headers["Preference-Applied"] = f"wait={wait:g}"
-    job = await run_in_threadpool(_load_job_object, job_id)
+    if wait is None:
+        return created  # as committed (queued), the reply a retry with the same Idempotency-Key replays
+    await _wait_terminal(created.id, wait)
+    response.headers["Preference-Applied"] = f"wait={wait:g}"
+    job = await run_in_threadpool(_load_job_object, created.id)
     if job.status in TERMINAL_STATUSES:
         response.status_code = 200
     return job
 
 
 def _store_and_enqueue(client: Client, body: JobCreate, data: bytes | None, webhook: str | None,
-                       request_state: object = None) -> uuid.UUID:
+                       request_state: object = None) -> JobObject:
     """Store the input, commit the job row (queued) with the Idempotency-Key's reply, then send its
-    message: write before enqueue."""
+    message: write before enqueue. Returns the job as committed."""
     settings = get_settings()
     storage = get_storage()
     job_id = uuid.uuid4()
@@ -174,7 +175,8 @@ def _store_and_enqueue(client: Client, body: JobCreate, data: bytes | None, webh
                              webhook_events_filter=list(body.webhook_events_filter))
         s.flush()
         s.refresh(job)
-        idempotency.record_in(s, request_state, 202, job_object(job, storage).model_dump_json().encode())
+        created = job_object(job, storage)
+        idempotency.record_in(s, request_state, 202, created.model_dump_json().encode())
         bind(**job_fields(job))  # this request's remaining lines are about this job
     log.info("job created (input from %s)", source)
     try:
@@ -183,7 +185,7 @@ def _store_and_enqueue(client: Client, body: JobCreate, data: bytes | None, webh
             jobs_db.mark_enqueued(s, job_id)
     except Exception:  # noqa: BLE001 - the sweeper re-sends queued jobs whose message never left
         log.exception("enqueue failed for job %s; the sweeper will retry", job_id)
-    return job_id
+    return created
 
 
 def _load_job_object(job_id: uuid.UUID) -> JobObject:

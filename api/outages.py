@@ -26,10 +26,16 @@ log = logging.getLogger("portrait.api")
 RETRY_AFTER_S = 5
 
 
+def _cut_mid_ping(exc: DBAPIError) -> bool:
+    """The pool's pre-ping on a connection cut mid-query: psycopg leaves it ACTIVE and refuses to reset
+    autocommit (a ProgrammingError, seen by the fault suite's Postgres cut) — an outage, not a bug."""
+    return "connection in transaction status ACTIVE" in str(exc.orig)
+
+
 def unavailable(exc: BaseException) -> str | None:
     """What is down when ``exc`` means a backing service (or the temp disk) failed, else None."""
     if isinstance(exc, OperationalError | InterfaceError) or (
-            isinstance(exc, DBAPIError) and exc.connection_invalidated):
+            isinstance(exc, DBAPIError) and (exc.connection_invalidated or _cut_mid_ping(exc))):
         return "the database"
     if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
         return "the queue"
