@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from portrait.metrics import HTTP_LATENCY, HTTP_REQUESTS, REGISTRY, QueueDepth, exposition_registry
+from portrait.metrics import HTTP_LATENCY, HTTP_REQUESTS, QueueDepth, exposition_registry
 from portrait.settings import get_settings
 
 router = APIRouter(tags=["health"])
@@ -27,12 +27,15 @@ def _queue_kinds() -> dict[str, str]:
             "webhooks": s.webhook_queue, "maintenance": s.maintenance_queue}
 
 
-REGISTRY.register(QueueDepth(get_settings().redis_url, _queue_kinds()))
+#: What /metrics serves, built once: this process's (or, under PROMETHEUS_MULTIPROC_DIR, every API
+#: process's merged) samples, plus the queue depths read at scrape time.
+SERVED = exposition_registry()
+SERVED.register(QueueDepth(get_settings().redis_url, _queue_kinds()))
 
 
 @router.get("/metrics", include_in_schema=False)
 def metrics() -> Response:
-    return Response(generate_latest(exposition_registry()), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(SERVED), media_type=CONTENT_TYPE_LATEST)
 
 
 class MetricsMiddleware:

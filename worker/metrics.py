@@ -29,7 +29,9 @@ ENV = "PROMETHEUS_MULTIPROC_DIR"
 def _multiprocess_dir(**_: Any) -> None:
     if not get_settings().worker_metrics_port:
         return
-    directory = Path(os.environ.setdefault(ENV, tempfile.mkdtemp(prefix="portrait-metrics-")))
+    if not os.environ.get(ENV):
+        os.environ[ENV] = tempfile.mkdtemp(prefix="portrait-metrics-")
+    directory = Path(os.environ[ENV])
     for stale in directory.glob("*.db"):  # a previous run's samples would be merged into ours
         stale.unlink()
     # prometheus_client picks in-memory or file-backed values when first imported, and the celery CLI
