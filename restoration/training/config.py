@@ -1,12 +1,13 @@
 """A training run's configuration: the defaults, the YAML on top, and a typed check of the result.
 
-A config is YAML (``restoration/training/configs/``) deep-merged over :data:`DEFAULTS`. The merged
-result is validated by :class:`RunConfig` (pydantic, ``extra="forbid"`` in every section), so a typo
-(``loss: {advv: 0.1}``), a key in the wrong section or a value of the wrong type stops the run at start
-instead of silently switching a loss off. Sections whose shape belongs to another module are checked
-there, also strictly: ``generator`` by GeneratorConfig, ``discriminator`` by DiscriminatorConfig,
-``data.mask_policy`` by MaskPolicy, ``data.augment`` by Augment, an inline ``data.preset`` by
-:func:`preset_from_config`. The loop keeps reading the validated plain dict (what state.json stores).
+A config is YAML (``restoration/training/configs/``) deep-merged over :data:`DEFAULTS` (the models'
+defaults). The merged result is validated by :class:`RunConfig` (pydantic, ``extra="forbid"`` in every
+section), so a typo (``loss: {advv: 0.1}``), a key in the wrong section or a value of the wrong type
+stops the run at start instead of silently switching a loss off. Sections whose shape belongs to
+another module are checked there, also strictly: ``generator`` by GeneratorConfig, ``discriminator``
+by DiscriminatorConfig, ``data.mask_policy`` by MaskPolicy, ``data.augment`` by Augment, an inline
+``data.preset`` by :func:`preset_from_config`. The loop keeps reading the validated plain dict (what
+state.json stores).
 """
 
 from __future__ import annotations
@@ -21,89 +22,76 @@ from pydantic import BaseModel, ConfigDict, Field
 from restoration.degrade import Option, Preset, Step
 from restoration.generator import GeneratorConfig
 
-DEFAULTS: dict[str, Any] = {
-    "seed": 0,
-    "model_version": "dev",
-    "data": {"pack": "data/pack", "size": 512, "preset": "mixed", "batch_size": 8, "workers": 4,
-             "mask_policy": {"clean": 1.0}, "augment": {}, "val_faces": 16, "val_preset": "mixed",
-             "val_mask": "clean"},
-    "generator": {"preset": "small"},
-    "discriminator": {"ch_base": 16, "ch_max": 128},
-    "loss": {"l1": 1.0, "ms_ssim": 0.5, "identity": 0.0, "id_feat": 0.0, "vgg": 0.0, "fm": 0.0,
-             "adv": 0.0, "adv_start": 0, "r1_gamma": 10.0, "r1_every": 16},
-    "optim": {"lr_g": 2e-3, "lr_d": 2e-3, "betas": [0.0, 0.99], "ema_halflife_kimg": 10.0,
-              "ema_rampup": 0.05, "grad_clip": 1.0},
-    "train": {"max_iters": 100_000, "log_every": 50, "val_every": 1000, "ckpt_minutes": 3.0,
-              "precision": "auto", "channels_last": True},
-    "checkpoint": {"fp16": True, "optimizer": True},
-}
-
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=False)
 
 
 class DataConfig(_Section):
-    pack: str
-    size: int = Field(gt=0)
-    preset: str | dict[str, Any]
-    batch_size: int = Field(gt=0)
-    workers: int = Field(ge=0)
-    mask_policy: dict[str, float]
-    augment: dict[str, Any]
-    val_faces: int = Field(ge=0)
-    val_preset: str
-    val_mask: str
+    pack: str = "data/pack"
+    size: int = Field(512, gt=0)
+    preset: str | dict[str, Any] = "mixed"
+    batch_size: int = Field(8, gt=0)
+    workers: int = Field(4, ge=0)
+    mask_policy: dict[str, float] = Field(default_factory=lambda: {"clean": 1.0})
+    augment: dict[str, Any] = Field(default_factory=dict)
+    val_faces: int = Field(16, ge=0)
+    val_preset: str = "mixed"
+    val_mask: str = "clean"
 
 
 class LossConfig(_Section):
     """Weights (0 = term off) and the schedule of the adversarial terms."""
 
-    l1: float = Field(ge=0)
-    ms_ssim: float = Field(ge=0)
-    identity: float = Field(ge=0)
-    id_feat: float = Field(ge=0)
-    vgg: float = Field(ge=0)
-    fm: float = Field(ge=0)
-    adv: float = Field(ge=0)
-    adv_start: int = Field(ge=0)
-    r1_gamma: float = Field(ge=0)
-    r1_every: int = Field(gt=0)
+    l1: float = Field(1.0, ge=0)
+    ms_ssim: float = Field(0.5, ge=0)
+    identity: float = Field(0.0, ge=0)
+    id_feat: float = Field(0.0, ge=0)
+    vgg: float = Field(0.0, ge=0)
+    fm: float = Field(0.0, ge=0)
+    adv: float = Field(0.0, ge=0)
+    adv_start: int = Field(0, ge=0)
+    r1_gamma: float = Field(10.0, ge=0)
+    r1_every: int = Field(16, gt=0)
 
 
 class OptimConfig(_Section):
-    lr_g: float = Field(gt=0)
-    lr_d: float = Field(gt=0)
-    betas: tuple[float, float]
-    ema_halflife_kimg: float = Field(gt=0)
-    ema_rampup: float = Field(ge=0)
-    grad_clip: float = Field(ge=0)
+    lr_g: float = Field(2e-3, gt=0)
+    lr_d: float = Field(2e-3, gt=0)
+    betas: tuple[float, float] = (0.0, 0.99)
+    ema_halflife_kimg: float = Field(10.0, gt=0)
+    ema_rampup: float = Field(0.05, ge=0)
+    grad_clip: float = Field(1.0, ge=0)
 
 
 class TrainConfig(_Section):
-    max_iters: int = Field(gt=0)
-    log_every: int = Field(gt=0)
-    val_every: int = Field(ge=0)
-    ckpt_minutes: float = Field(gt=0)
-    precision: Literal["auto", "bf16", "fp32"]
-    channels_last: bool
+    max_iters: int = Field(100_000, gt=0)
+    log_every: int = Field(50, gt=0)
+    val_every: int = Field(1000, ge=0)
+    ckpt_minutes: float = Field(3.0, gt=0)
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    channels_last: bool = True
 
 
 class CheckpointConfig(_Section):
-    fp16: bool
-    optimizer: bool
+    fp16: bool = True
+    optimizer: bool = True
 
 
 class RunConfig(_Section):
-    seed: int
-    model_version: str
-    data: DataConfig
-    generator: dict[str, Any]
-    discriminator: dict[str, Any]
-    loss: LossConfig
-    optim: OptimConfig
-    train: TrainConfig
-    checkpoint: CheckpointConfig
+    seed: int = 0
+    model_version: str = "dev"
+    data: DataConfig = Field(default_factory=DataConfig)
+    generator: dict[str, Any] = Field(default_factory=lambda: {"preset": "small"})
+    discriminator: dict[str, Any] = Field(default_factory=lambda: {"ch_base": 16, "ch_max": 128})
+    loss: LossConfig = Field(default_factory=LossConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+
+
+#: Every setting's default, as the plain dict YAML is merged over (derived from the models above).
+DEFAULTS: dict[str, Any] = RunConfig().model_dump(mode="json")
 
 
 def _merge(a: dict, b: dict) -> dict:
