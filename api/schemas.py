@@ -61,7 +61,7 @@ class JobUpload(BaseModel):
 
     file: bytes = Field(description="The photo: JPEG, PNG, WebP, BMP or TIFF, at most MAX_UPLOAD_BYTES.")
     options: str | None = Field(None, description='RestoreOptions as a JSON object, e.g. {"upscale": 2}.',
-                                examples=['{"upscale": 2, "fidelity": 0.5}'])
+                                examples=['{"upscale": 2, "fidelity": 0.8}'])
     webhook_url: str | None = Field(None, description="https URL that receives the signed webhooks.")
     webhook_events_filter: str | None = Field(None, description='A JSON list of events, e.g. ["start", "completed"].')
 

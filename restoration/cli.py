@@ -25,8 +25,10 @@ FILES_PER_BATCH = 4  # photos whose faces share generator batches
 def _common_arguments(parser: argparse.ArgumentParser, weights_dir: Path, model_path: Path | None) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     parser.add_argument("--model", type=Path, default=model_path,
-                        help="generator weights (.safetensors); default: the shipped model, "
-                             "else the classical stand-in")
+                        help="generator weights (.safetensors), or 'classical' for the non-learned stand-in; "
+                             "default: the shipped model (restoration/weights/)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+                        help="generator arithmetic: auto = bf16 on CUDA and on CPUs with AMX/AVX512-BF16, else fp32")
     parser.add_argument("--weights-dir", type=Path, default=weights_dir,
                         help=f"third-party weights (facexlib/, identity/, landmarks/); default {weights_dir}")
     parser.add_argument("--parser", default="auto",
@@ -99,14 +101,14 @@ def _build_restorer(args: argparse.Namespace, max_batch: int = 8) -> Any:
     from restoration.pipeline import Restorer
 
     return Restorer(args.weights_dir, device=args.device, model_path=args.model, max_batch=max_batch,
-                    parser_backend=args.parser, background=args.background, limits=getattr(args, "limits", None))
+                    parser_backend=args.parser, background=args.background, limits=getattr(args, "limits", None),
+                    precision=args.precision)
 
 
 def _model_line(restorer: Any) -> str:
     if restorer.is_classical:
-        return (f"model: {restorer.model_version} — the classical stand-in (denoise + sharpen), "
-                "no trained generator was found")
-    return f"model: {restorer.model_version}"
+        return f"model: {restorer.model_version} — the classical stand-in (denoise + sharpen)"
+    return f"model: {restorer.model_version} ({restorer.precision})"
 
 
 def run_restore(args: argparse.Namespace) -> int:
@@ -194,7 +196,8 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    """Degrade scikit-image's astronaut, halve it, restore it ×2, write degraded/restored/before_after.png."""
+    """Degrade scikit-image's astronaut, halve it, restore it ×2, write degraded/restored/before_after.png
+    (the three photos side by side, and the face close up under them)."""
     from skimage import data
 
     from restoration.errors import RestorationError
@@ -225,7 +228,18 @@ def run_demo(args: argparse.Namespace) -> int:
     up = cv2.resize(degraded, (result.width, result.height), interpolation=cv2.INTER_NEAREST)
     panels = [_label(up, "degraded (input)"), _label(result.image, "restored"), _label(clean, "original")]
     sep = np.full((result.height, 4, 3), 255, np.uint8)
-    _write_rgb(out / "before_after.png", np.hstack([panels[0], sep, panels[1], sep, panels[2]]))
+    rows = [np.hstack([panels[0], sep, panels[1], sep, panels[2]])]
+    if result.faces:  # a second row: the first face, close up, in the same three images
+        x1, y1, x2, y2 = (v * result.upscale for v in result.faces[0]["box"])
+        half = 0.8 * max(x2 - x1, y2 - y1)
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        box = [int(max(0, cx - half)), int(max(0, cy - half)), int(min(result.width, cx + half)),
+               int(min(result.height, cy + half))]
+        zoom = [cv2.resize(p[box[1]:box[3], box[0]:box[2]], (result.height, result.height),
+                           interpolation=cv2.INTER_CUBIC) for p in (up, result.image, clean)]
+        zoom = [cv2.resize(z, (p.shape[1], p.shape[0])) for z, p in zip(zoom, panels, strict=True)]
+        rows += [np.full((4, rows[0].shape[1], 3), 255, np.uint8), np.hstack([zoom[0], sep, zoom[1], sep, zoom[2]])]
+    _write_rgb(out / "before_after.png", np.vstack(rows))
     print(f"degraded with {how} (seed {args.seed}), restored x2 on {restorer.device}")
     print(_model_line(restorer))
     if restorer.is_classical:

@@ -22,8 +22,9 @@ class RestoreOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     fidelity: float = Field(
-        0.5, ge=0.0, le=1.0,
-        description="0 = stay faithful to the input face, 1 = fully restored face (CodeFormer's w, inverted).",
+        1.0, ge=0.0, le=1.0,
+        description="0 = keep the input face, 1 = the fully restored face (default); in between, a pixel blend "
+                    "of the two in the aligned crop.",
     )
     upscale: Literal[1, 2, 4] = Field(2, description="Output scale of the whole photo: 1, 2 or 4.")
     aligned: bool = Field(False, description="Input is already a 512x512 aligned face: no detection, no paste.")

@@ -56,10 +56,13 @@ def part_masks(labels: np.ndarray, part_classes: Sequence[str]) -> np.ndarray:
 
 
 def match_color(face: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Match the restored face's Lab statistics to the input face's inside the mask.
+    """Shift the restored face's mean Lab colour to the input face's inside the mask.
 
-    Means of L, a, b and the spread of a, b follow the input, so a generator's colour drift never shows
-    as a differently tinted face on the photo; the spread of L (contrast, the restoration itself) is kept.
+    A photo's tint (sepia, a colour cast, faded prints) stays on its faces, so a restored face never shows
+    as a differently coloured patch; everything else — contrast and the colour detail the generator drew —
+    is the generator's. Only the means move: matching the chroma *spread* as well copied the input's
+    noise back into the face (measured on 8 validation faces, mixed preset: 26.57 dB with the spread
+    matched, 26.85 dB with means only, 27.07 dB unmatched; the unmatched face loses the photo's tint).
     """
     small = (128, 128)  # statistics need no more than 16k samples
     w = cv2.resize(mask.astype(np.float32), small, interpolation=cv2.INTER_AREA).reshape(-1, 1)
@@ -71,11 +74,7 @@ def match_color(face: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> np
     r_s = cv2.cvtColor(cv2.resize(reference, small, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0,
                        cv2.COLOR_RGB2Lab).reshape(-1, 3)
     wf = w / total
-    mu_f, mu_r = (f_s * wf).sum(0), (r_s * wf).sum(0)
-    sd_f = np.sqrt(((f_s - mu_f) ** 2 * wf).sum(0)) + 1e-3
-    sd_r = np.sqrt(((r_s - mu_r) ** 2 * wf).sum(0)) + 1e-3
-    gain = np.array([1.0, *(sd_r[1:] / sd_f[1:])], np.float32)
-    out = (f_lab - mu_f) * gain + mu_r
+    out = f_lab + ((r_s * wf).sum(0) - (f_s * wf).sum(0))
     rgb = cv2.cvtColor(out.astype(np.float32), cv2.COLOR_Lab2RGB)
     return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
 

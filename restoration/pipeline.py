@@ -30,10 +30,13 @@ from restoration.generator import from_model, generator_mask, to_model
 from restoration.image_io import DecodedImage, ImageLimits
 from restoration.options import RestoreOptions
 from restoration.paste import match_color, part_masks, paste_faces, template_mask
+from restoration.precision import resolve_precision
 
 log = logging.getLogger(__name__)
 
 SHIPPED_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+#: the ``model_path`` (``MODEL_PATH``, ``--model``) that picks the classical stand-in over the shipped weights
+CLASSICAL_MODEL = "classical"
 STAGES = ("decode", "detect", "align", "parse", "generate", "identity", "paste", "background", "encode")
 
 
@@ -132,8 +135,9 @@ def _round(x: float, nd: int = 2) -> float:
 class Restorer:
     """Every model loaded once; restores photos with per-request :class:`RestoreOptions`.
 
-    Model selection: ``generator`` (an nn.Module, tests) > ``model_path`` > the shipped default in
-    ``restoration/weights/`` > :class:`ClassicalFaceRestorer`. ``model_version`` says which ran.
+    Model selection: ``generator`` (an nn.Module, tests) > ``model_path`` (a .safetensors file, or
+    ``"classical"`` for the non-learned stand-in) > the shipped default in ``restoration/weights/`` >
+    :class:`ClassicalFaceRestorer`. ``model_version`` says which ran.
     """
 
     def __init__(
@@ -146,9 +150,12 @@ class Restorer:
         background: str = "auto",
         limits: ImageLimits | None = None,
         generator: torch.nn.Module | None = None,
+        precision: str = "auto",
     ) -> None:
         self.weights_dir = Path(weights_dir)
         self.device = resolve_device(device)
+        #: what the generator computes in: bf16 autocast where the hardware has it (``auto``), else fp32
+        self.precision = resolve_precision(precision, self.device)
         self.max_batch = max(1, int(max_batch))
         self.background = resolve_method(background)
         self.limits = limits or ImageLimits()
@@ -158,8 +165,7 @@ class Restorer:
         self.is_classical = self.model_version == CLASSICAL_VERSION
         cfg = getattr(self.generator, "config", None)
         self.uses_mask = int(getattr(cfg, "mask_ch", 0) or 0) > 0
-        if self.device.type == "cuda":
-            self.generator.to(memory_format=torch.channels_last)
+        self.generator.to(memory_format=torch.channels_last)  # faster convolutions on CUDA and oneDNN alike
         self.parser, self.part_classes = self._load_parser(parser_backend)
         self.embedder = self._load_embedder()
 
@@ -169,6 +175,8 @@ class Restorer:
     ) -> tuple[torch.nn.Module, str]:
         if generator is not None:
             return generator, str(getattr(generator, "model_version", type(generator).__name__))
+        if model_path is not None and str(model_path) == CLASSICAL_MODEL:
+            return ClassicalFaceRestorer(), CLASSICAL_VERSION
         path = Path(model_path) if model_path is not None else shipped_model()
         if path is None:
             return ClassicalFaceRestorer(), CLASSICAL_VERSION
@@ -293,11 +301,13 @@ class Restorer:
 
     @contextlib.contextmanager
     def _autocast(self) -> Iterator[None]:
-        if self.device.type == "cuda":
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            with torch.autocast("cuda", dtype=dtype):
-                yield
-        else:
+        if self.precision == "fp32" or self.is_classical:
+            yield
+            return
+        dtype = torch.bfloat16
+        if self.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            dtype = torch.float16
+        with torch.autocast(self.device.type, dtype=dtype):
             yield
 
     def _sync(self) -> None:
@@ -311,10 +321,9 @@ class Restorer:
     def _generate(self, crops: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
         x = to_model(crops).to(self.device)
         mask = generator_mask(labels).to(self.device) if self.uses_mask and labels is not None else None
-        if self.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
-            y = self.generator(x, mask)
+            y = self.generator(x, mask).float()
         out = from_model(y)
         self._sync()
         return out

@@ -20,7 +20,7 @@ def get_restorer() -> Any:
     s = get_settings()
     limits = ImageLimits(max_pixels=s.max_image_pixels, max_side=s.max_image_side, min_side=s.min_image_side)
     r = Restorer(weights_dir=s.weights_dir, device=s.device, model_path=s.model_path,
-                 max_batch=s.max_batch_faces, limits=limits)
-    log.info("restoration pipeline ready: model %s on %s", r.model_version, getattr(r, "device", "?"))
+                 max_batch=s.max_batch_faces, limits=limits, precision=s.precision)
+    log.info("restoration pipeline ready: model %s on %s in %s", r.model_version, r.device, r.precision)
     metrics.model_loaded(r.model_version)
     return r

@@ -33,7 +33,15 @@ def identity_restorer(weights_dir: Path):
 
 @pytest.fixture(scope="session")
 def restorer(weights_dir: Path):
-    """What the service runs without trained weights: the classical stand-in."""
+    """The classical stand-in (``MODEL_PATH=classical``): fast, deterministic, for the pipeline's plumbing."""
+    from restoration.pipeline import CLASSICAL_MODEL, Restorer
+
+    return Restorer(weights_dir, device="cpu", model_path=Path(CLASSICAL_MODEL))
+
+
+@pytest.fixture(scope="session")
+def shipped_restorer(weights_dir: Path):
+    """What the service runs by default: the shipped learned generator."""
     from restoration.pipeline import Restorer
 
-    return Restorer(weights_dir, device="cpu", model_path=None)
+    return Restorer(weights_dir, device="cpu")
