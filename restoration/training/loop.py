@@ -12,7 +12,7 @@ out, so a run is a chain of ≤ 9-minute chunks, each resuming from the previous
 * One iteration is :class:`GanStep`: the generator step (reconstruction, identity and perceptual terms, one
   D pass over [fake; real] for the adversarial and feature-matching terms), then the discriminator step
   with lazy R1. Its parts carry ``torch.profiler.record_function`` labels (:data:`STEP_PARTS`) so that a
-  profiler attributes the step's time.
+  profiler attributes the step's time (``benchmarks/train_step.py`` times it and prints them).
 * bf16 autocast where the hardware computes bf16 (``restoration/precision.py``); EMA generator; JSONL log
   (``<out>/ckpt/log.jsonl``, so it travels with the checkpoint) of losses and periodic validation
   (``restoration/training/validation.py``).
