@@ -51,7 +51,7 @@ def classical_method() -> Method:
 def model_method(path: Path, device: str, batch: int = 4) -> Method:
     """A generator from ``save_generator`` output or from a training checkpoint folder (its G-EMA)."""
     if path.is_dir():
-        from restoration.training.train import generator_from_checkpoint
+        from restoration.training.checkpoint import generator_from_checkpoint
 
         g = generator_from_checkpoint(path).to(device).eval()
     else:

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 from restoration.generator import Generator, GeneratorConfig
 from restoration.training import losses as L
+from restoration.training.checkpoint import restore_models
 from restoration.training.discriminator import Discriminator, DiscriminatorConfig
-from restoration.training.train import _restore
 
 
 def test_discriminator_learns_textured_from_smooth_within_a_few_dozen_steps() -> None:
@@ -40,10 +40,10 @@ def test_a_changed_discriminator_starts_fresh_but_a_changed_generator_is_an_erro
     old = {f"D/{k.replace('stem', 'from_rgb')}": v for k, v in Discriminator(cfg).state_dict().items()}
     d = Discriminator(cfg)
     before = {k: v.clone() for k, v in d.state_dict().items()}
-    assert _restore({"D": d}, None, {}, old) is False
+    assert restore_models({"D": d}, None, {}, old) is False
     assert "D starts fresh" in capsys.readouterr().out
     assert all(torch.equal(before[k], v) for k, v in d.state_dict().items())
     # the generator is what ships: a mismatch there must never pass silently
     renamed = {f"G/x.{k}": v for k, v in Generator(GeneratorConfig.tiny(64)).state_dict().items()}
     with pytest.raises(KeyError):
-        _restore({"G": Generator(GeneratorConfig.tiny(64))}, None, {}, renamed)
+        restore_models({"G": Generator(GeneratorConfig.tiny(64))}, None, {}, renamed)

@@ -80,7 +80,7 @@ def test_same_batches_with_and_without_workers(mini_pack: Path) -> None:
     ds = PairDataset(read_pack(mini_pack, "train"), 64, mask_policy=MaskPolicy(1, 1, 1, 1))
 
     def first(workers: int) -> list[dict[str, torch.Tensor]]:
-        # spawn, as train.py does: forked workers hang when earlier tests in this process started
+        # spawn, as loop.py does: forked workers hang when earlier tests in this process started
         # OpenCV / onnxruntime thread pools
         dl = DataLoader(ds, batch_sampler=StepSampler(len(ds), 4, seed=2), num_workers=workers,
                         worker_init_fn=worker_init, multiprocessing_context="spawn" if workers else None)

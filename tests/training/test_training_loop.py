@@ -8,9 +8,10 @@ import torch
 
 from restoration.generator import Generator, load_generator
 from restoration.training import losses as L
+from restoration.training.checkpoint import SHARD_BYTES, load_checkpoint, restore_models, save_checkpoint
 from restoration.training.config import generator_config, load_config, preset_from_config
 from restoration.training.data import PairDataset, StepSampler, read_pack
-from restoration.training.train import SHARD_BYTES, _restore, load_checkpoint, save_checkpoint, train
+from restoration.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "restoration" / "training" / "configs" / "tiny.yaml"
@@ -76,7 +77,7 @@ def test_resume_is_exact(mini_pack: Path, tmp_path: Path) -> None:
 def test_compact_checkpoint_continues_across_sessions(mini_pack: Path, tmp_path: Path) -> None:
     """The committed form (G-EMA + D, fp16, no optimiser) resumes at its iteration with G = G-EMA, and is
     much smaller than the carried checkpoint."""
-    from restoration.training.train import compact_checkpoint
+    from restoration.training.checkpoint import compact_checkpoint
 
     cfg = _cfg(mini_pack)
     cfg["loss"].update(adv=0.1, adv_start=0)
@@ -95,7 +96,7 @@ def test_compact_checkpoint_continues_across_sessions(mini_pack: Path, tmp_path:
     log = (tmp_path / "s2" / "ckpt" / "log.jsonl").read_text().splitlines()
     assert len(log) > len((tmp_path / "s1" / "ckpt" / "log.jsonl").read_text().splitlines())
     g = Generator(generator_config(cfg))
-    _restore({"G": g}, None, state, tensors)  # no G in the compact form: it comes from G-EMA
+    restore_models({"G": g}, None, state, tensors)  # no G in the compact form: it comes from G-EMA
     assert all(torch.equal(v.half(), tensors[f"G_ema/{k}"]) for k, v in g.state_dict().items())
 
 
@@ -114,12 +115,12 @@ def test_fp16_checkpoint_is_sharded_and_loads(tmp_path: Path) -> None:
     assert tensors["opt_M/0/exp_avg_sq"].dtype == torch.bfloat16
     fresh = torch.nn.Sequential(*(torch.nn.Linear(1500, 1500) for _ in range(4)))
     fresh_opt = torch.optim.Adam(fresh.parameters())
-    assert _restore({"M": fresh}, {"opt_M": fresh_opt}, state, tensors)
+    assert restore_models({"M": fresh}, {"opt_M": fresh_opt}, state, tensors)
     assert torch.allclose(fresh[0].weight, big[0].weight, atol=1e-3)
 
 
 def test_time_budget_stops_and_saves(mini_pack: Path, tmp_path: Path) -> None:
-    import restoration.training.train as T
+    import restoration.training.loop as T
 
     cfg = _cfg(mini_pack, max_iters=10**6)
     T.T_START = __import__("time").monotonic()
