@@ -175,6 +175,12 @@ class Settings(BaseSettings):
             return [x.strip() for x in v.split(",") if x.strip()]
         return v
 
+    @field_validator("model_path", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: Any) -> Any:
+        """``MODEL_PATH=`` (set but empty, e.g. by a compose file) means the shipped default, not ``.``."""
+        return None if isinstance(v, str) and not v.strip() else v
+
     @field_validator("url_allowlist")
     @classmethod
     def _valid_entries(cls, v: list[str]) -> list[str]:

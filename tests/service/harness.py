@@ -499,6 +499,9 @@ def running_stack(tmp: Path, extra_env: dict[str, str] | None = None,
             "RETENTION_INTERVAL_S": "2",
             "MAX_UPLOAD_BYTES": str(8 * 1024 * 1024),
             "OMP_NUM_THREADS": "2",
+            # the spine's tests (batches, fairness, faults, ...) run hundreds of jobs on 2 CPU cores: the
+            # stand-in keeps each ~0.1 s; the shipped model serves a job in test_e2e.py (its own worker)
+            "MODEL_PATH": "classical",
             **(extra_env or {}),
         })
         os.environ.update(stack.env)

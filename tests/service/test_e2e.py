@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import uuid
 
 import httpx
 from harness import Api, Stack, WebhookReceiver, job_events, url_port, wait_until
 from PIL import Image
 from standardwebhooks.webhooks import Webhook
 
+from restoration.classical import CLASSICAL_VERSION
 from restoration.generator import read_generator_metadata
 from restoration.pipeline import shipped_model
 
@@ -28,8 +30,7 @@ def test_portrait_is_restored_and_webhook_is_signed(
     assert job["status"] == "succeeded", job
     assert job["error"] is None
     assert job["attempts"] == 1
-    # the worker runs the shipped learned model by default, and the job says so
-    assert job["model_version"] == read_generator_metadata(shipped_model())["model_version"]
+    assert job["model_version"] == CLASSICAL_VERSION, "the job records which model ran (MODEL_PATH here)"
     assert len(job["faces"]) >= 1, "a studio portrait has a face"
     assert {"detect", "total"} <= set(job["timings_ms"]), job["timings_ms"]
 
@@ -121,3 +122,27 @@ def test_json_submit_of_a_url(api: Api, stack: Stack, portrait_jpeg: bytes) -> N
         assert job["input"]["url"] == url
     finally:
         srv.shutdown()
+
+
+def test_a_worker_with_default_settings_serves_the_shipped_model(stack: Stack, api: Api,
+                                                                 portrait_jpeg: bytes) -> None:
+    """What a deployment gets without MODEL_PATH: the learned restorer, named in the job."""
+    queue = f"gpu-default-{uuid.uuid4().hex[:6]}"  # a private queue: only this worker serves this API's jobs
+    env = {"GPU_QUEUE": queue, "GPU_BULK_QUEUE": f"{queue}-bulk", "MODEL_PATH": ""}  # empty = unset
+    worker = stack.start_gpu_worker("gpu-default", extra_env=env)
+    server = stack.start_api(name="api-default", extra_env=env)
+    try:
+        stack.wait_ready("gpu-default")
+        headers = {"Authorization": f"Bearer {api.api_key}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
+            r = http.post("/v1/jobs", files={"file": ("p.jpg", portrait_jpeg)}, data={"options": '{"upscale": 1}'})
+            assert r.status_code == 202, r.text
+            job_id = r.json()["id"]
+            job = wait_until(lambda: (j := http.get(f"/v1/jobs/{job_id}").json())["status"] in
+                             ("succeeded", "failed") and j, 240, 0.5, "the job to finish")
+    finally:
+        worker.stop()
+        server.stop()
+    assert job["status"] == "succeeded", job
+    assert job["model_version"] == read_generator_metadata(shipped_model())["model_version"]
+    assert len(job["faces"]) == 1 and job["timings_ms"]["generate"] > 0
