@@ -30,7 +30,7 @@ def test_discriminator_learns_textured_from_smooth_within_a_few_dozen_steps() ->
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert abs(losses[0] - 1.386) < 0.2, "starts near chance (ln 4)"
     assert sum(losses[-10:]) / 10 < 1.1, losses[-10:]
 
