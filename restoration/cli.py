@@ -18,6 +18,7 @@ import numpy as np
 
 from restoration.formats import EXTENSIONS, INPUT_SUFFIXES
 from restoration.options import add_option_arguments, options_from_args
+from restoration.precision import PRECISIONS
 
 FILES_PER_BATCH = 4  # photos whose faces share generator batches
 
@@ -27,7 +28,7 @@ def _common_arguments(parser: argparse.ArgumentParser, weights_dir: Path, model_
     parser.add_argument("--model", type=Path, default=model_path,
                         help="generator weights (.safetensors), or 'classical' for the non-learned stand-in; "
                              "default: the shipped model (restoration/weights/)")
-    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="generator arithmetic: auto = bf16 on CUDA and on CPUs with AMX/AVX512-BF16, else fp32")
     parser.add_argument("--weights-dir", type=Path, default=weights_dir,
                         help=f"third-party weights (facexlib/, identity/, landmarks/); default {weights_dir}")
@@ -235,9 +236,8 @@ def run_demo(args: argparse.Namespace) -> int:
         cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
         box = [int(max(0, cx - half)), int(max(0, cy - half)), int(min(result.width, cx + half)),
                int(min(result.height, cy + half))]
-        zoom = [cv2.resize(p[box[1]:box[3], box[0]:box[2]], (result.height, result.height),
-                           interpolation=cv2.INTER_CUBIC) for p in (up, result.image, clean)]
-        zoom = [cv2.resize(z, (p.shape[1], p.shape[0])) for z, p in zip(zoom, panels, strict=True)]
+        zoom = [cv2.resize(p[box[1]:box[3], box[0]:box[2]], (p.shape[1], p.shape[0]), interpolation=cv2.INTER_CUBIC)
+                for p in (up, result.image, clean)]
         rows += [np.full((4, rows[0].shape[1], 3), 255, np.uint8), np.hstack([zoom[0], sep, zoom[1], sep, zoom[2]])]
     _write_rgb(out / "before_after.png", np.vstack(rows))
     print(f"degraded with {how} (seed {args.seed}), restored x2 on {restorer.device}")

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -33,6 +35,8 @@ def resolve_precision(requested: str, device: torch.device | str) -> str:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {requested!r}")
     if requested != "auto":
         return requested
+    import torch  # here, not at import: the CLI reads PRECISIONS for its flags without loading torch
+
     dev = torch.device(device)
     if dev.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"

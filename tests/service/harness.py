@@ -184,6 +184,21 @@ class Stack:
         wait_until(lambda: proc.alive() and " ready." in proc.log.read_text(errors="replace"), timeout, 0.3,
                    f"worker {name} ready")
 
+    @contextlib.contextmanager
+    def private_pair(self, name: str, extra_env: dict[str, str] | None = None) -> Iterator[tuple[Proc, Proc]]:
+        """A GPU worker and an API of their own, on a private queue (only that worker serves that API's
+        jobs), with ``extra_env`` settings; (worker, api) once the worker is ready, both stopped after."""
+        queue = f"gpu-{name}-{uuid.uuid4().hex[:6]}"
+        env = {"GPU_QUEUE": queue, "GPU_BULK_QUEUE": f"{queue}-bulk", **(extra_env or {})}
+        worker = self.start_gpu_worker(f"gpu-{name}", extra_env=env)
+        server = self.start_api(name=f"api-{name}", extra_env=env)
+        try:
+            self.wait_ready(f"gpu-{name}")
+            yield worker, server
+        finally:
+            server.stop()
+            worker.stop()
+
     def diagnostics(self) -> str:
         return "\n".join(f"===== {n} ({'alive' if p.alive() else 'dead'})\n{p.tail()}"
                          for n, p in self.procs.items())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import uuid
 
 import httpx
 from harness import Api, Stack, WebhookReceiver, job_events, url_port, wait_until
@@ -127,22 +126,14 @@ def test_json_submit_of_a_url(api: Api, stack: Stack, portrait_jpeg: bytes) -> N
 def test_a_worker_with_default_settings_serves_the_shipped_model(stack: Stack, api: Api,
                                                                  portrait_jpeg: bytes) -> None:
     """What a deployment gets without MODEL_PATH: the learned restorer, named in the job."""
-    queue = f"gpu-default-{uuid.uuid4().hex[:6]}"  # a private queue: only this worker serves this API's jobs
-    env = {"GPU_QUEUE": queue, "GPU_BULK_QUEUE": f"{queue}-bulk", "MODEL_PATH": ""}  # empty = unset
-    worker = stack.start_gpu_worker("gpu-default", extra_env=env)
-    server = stack.start_api(name="api-default", extra_env=env)
-    try:
-        stack.wait_ready("gpu-default")
-        headers = {"Authorization": f"Bearer {api.api_key}"}
-        with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
-            r = http.post("/v1/jobs", files={"file": ("p.jpg", portrait_jpeg)}, data={"options": '{"upscale": 1}'})
-            assert r.status_code == 202, r.text
-            job_id = r.json()["id"]
-            job = wait_until(lambda: (j := http.get(f"/v1/jobs/{job_id}").json())["status"] in
-                             ("succeeded", "failed") and j, 240, 0.5, "the job to finish")
-    finally:
-        worker.stop()
-        server.stop()
+    headers = {"Authorization": f"Bearer {api.api_key}"}
+    with (stack.private_pair("default", {"MODEL_PATH": ""}) as (_worker, server),  # empty = unset
+          httpx.Client(base_url=server.url, headers=headers, timeout=30) as http):
+        r = http.post("/v1/jobs", files={"file": ("p.jpg", portrait_jpeg)}, data={"options": '{"upscale": 1}'})
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        job = wait_until(lambda: (j := http.get(f"/v1/jobs/{job_id}").json())["status"] in
+                         ("succeeded", "failed") and j, 240, 0.5, "the job to finish")
     assert job["status"] == "succeeded", job
     assert job["model_version"] == read_generator_metadata(shipped_model())["model_version"]
     assert len(job["faces"]) == 1 and job["timings_ms"]["generate"] > 0

@@ -4,7 +4,6 @@ handling says which job, client, batch and attempt it is about; replies carry an
 from __future__ import annotations
 
 import json
-import uuid
 
 import httpx
 from harness import Api, Stack, wait_until
@@ -15,12 +14,7 @@ def _records(path) -> list[dict]:
 
 
 def test_json_logs_carry_request_and_job_context(stack: Stack, api: Api, portrait_jpeg: bytes) -> None:
-    queue = f"gpu-json-{uuid.uuid4().hex[:6]}"  # a private queue: only the JSON worker serves this API's jobs
-    env = {"LOG_FORMAT": "json", "GPU_QUEUE": queue, "GPU_BULK_QUEUE": f"{queue}-bulk"}
-    worker = stack.start_gpu_worker("gpu-json", extra_env=env)
-    server = stack.start_api(name="api-json", extra_env=env)
-    try:
-        stack.wait_ready("gpu-json")
+    with stack.private_pair("json", {"LOG_FORMAT": "json"}) as (worker, server):
         headers = {"Authorization": f"Bearer {api.api_key}"}
         with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
             r = http.post("/v1/jobs", files={"file": ("p.jpg", portrait_jpeg)}, data={"options": '{"upscale": 1}'},
@@ -48,6 +42,3 @@ def test_json_logs_carry_request_and_job_context(stack: Stack, api: Api, portrai
         for rec in mine:
             assert {"time", "level", "logger", "message"} <= set(rec), rec
             assert (rec["client_id"], rec["batch_id"], rec["attempt"]) == (str(api.client.id), None, 1), rec
-    finally:
-        server.stop()
-        worker.stop()
