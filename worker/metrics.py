@@ -80,8 +80,9 @@ def job_left() -> None:
 
 def job_finished(outcome: str, error_code: str = "", *, seconds: float | None = None,
                  result: Any = None) -> None:
-    """Record a job that left this worker: ``succeeded`` (with the pipeline ``result``), ``failed``
-    (with its code), ``requeued`` (a transient error) or ``discarded`` (canceled while it ran)."""
+    """Record a job that left a worker: ``succeeded`` (with the pipeline ``result``), ``failed``
+    (with its code), ``requeued`` (a transient error, or ``lease_expired`` from the sweeper) or
+    ``discarded`` (canceled while it ran)."""
     from portrait import metrics as m
 
     m.JOBS.labels(outcome, error_code).inc()

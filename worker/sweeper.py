@@ -9,7 +9,9 @@
   then only the empty-queue rule applies. Batch items not sent yet are waiting for their client's
   turn, not lost: the sweep runs the fair dispatcher (db/dispatch.py) for them;
 * running jobs whose lease expired (their worker died or hung) → back to queued and enqueue, or
-  ``failed/attempts_exhausted`` once MAX_ATTEMPTS is reached;
+  ``failed/attempts_exhausted`` once MAX_ATTEMPTS is reached (both counted in ``portrait_jobs_total`` on
+  this worker's exporter, as ``requeued/lease_expired`` and ``failed/attempts_exhausted``: the worker that
+  lost the job never finished it, so nothing else counts it);
 * finished jobs (and completed batches) whose webhook is still pending long after its last attempt
   was due → send again; likewise started jobs whose ``job.started`` webhook is still pending (the
   claim marked it, so a message lost at enqueue, in Redis or on a retry's countdown is re-sent).
@@ -34,6 +36,7 @@ from db.models import Batch, Job, WebhookDelivery, WebhookState
 from db.session import session_scope
 from portrait import queue
 from portrait.settings import get_settings
+from worker import metrics
 from worker.celery_app import app
 from worker.webhooks import STARTED
 
@@ -101,6 +104,9 @@ def sweep_once() -> dict[str, int]:
                 requeued.append(back)
     for job in requeued:
         queue.enqueue_restore(job.id, bulk=job.batch_id is not None)
+        metrics.job_finished("requeued", "lease_expired")
+    for _ in exhausted:
+        metrics.job_finished("failed", "attempts_exhausted")
     queue.send_notices(*exhausted)
     counts["requeued_expired"], counts["exhausted"] = len(requeued), len(exhausted)
     queue.request_dispatch()  # a dispatch request lost to a crash

@@ -3,11 +3,16 @@ faces, model and webhooks — read from the real exporters before and after one 
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import httpx
 from harness import Api, Stack, WebhookReceiver, wait_until
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import update
+
+from db.models import Job
+from db.session import session_scope
 
 OUT = Path(__file__).resolve().parents[2] / "out" / "metrics"  # the last scrapes, for the README's excerpt
 
@@ -71,3 +76,22 @@ def test_a_failed_job_is_counted_with_its_code(stack: Stack, api: Api, portrait_
     counted = [_value(s, "portrait_jobs_total", outcome="failed", error_code="truncated_image")
                for s in (before, _scrape(gpu))]
     assert counted[1] - counted[0] == 1, counted
+
+
+def test_a_job_the_sweeper_gives_up_on_is_counted(stack: Stack, api: Api, portrait_jpeg: bytes) -> None:
+    """A job whose worker died on its last allowed attempt fails in the sweeper, not in a restore task:
+    the sweeper's worker counts it, or the dashboard would never see poison images."""
+    cpu = stack.procs["cpu"].url
+    job = api.submit(portrait_jpeg, options='{"upscale": 1}').json()
+    api.wait(job["id"])
+    before = _scrape(cpu)
+    with session_scope() as s:  # running on its last attempt, lease long expired: its worker is gone
+        s.execute(update(Job).where(Job.id == uuid.UUID(job["id"])).values(
+            status="running", attempts=int(stack.env["MAX_ATTEMPTS"]), finished_at=None,
+            lease_expires_at=Job.created_at))
+    done = api.wait(job["id"], statuses=("failed",), timeout=30)
+    assert done["error"]["code"] == "attempts_exhausted"
+    wait_until(lambda: _value(_scrape(cpu), "portrait_jobs_total", outcome="failed",
+                              error_code="attempts_exhausted")
+               - _value(before, "portrait_jobs_total", outcome="failed", error_code="attempts_exhausted") == 1,
+               15, 0.3, "the exhausted job counted")
