@@ -70,7 +70,9 @@ def main() -> None:
     loss = cfg["loss"]
     terms = "+".join(k for k in ("l1", "ms_ssim", "identity", "id_feat", "fm", "adv") if loss.get(k))
     note = args.note or f"{terms}; {cfg['data']['preset']}, batch {batch}; input {fmt_val(base)}"
-    cells = [dt.date.today().isoformat(), "?", f"{cfg['model_version']} ({terms.count('adv') and 'GAN' or 'warm-up'})",
+    policy = cfg["data"].get("mask_policy", {})
+    stage = "masks" if policy.get("corrupt") or policy.get("degraded") else "GAN" if loss.get("adv") else "warm-up"
+    cells = [dt.date.today().isoformat(), "?", f"{cfg['model_version']} ({stage})",
              f"{args.from_iter:,} → {state['iteration']:,}", f"{n_iter * batch:,}", f"{args.cpu_min:.0f}",
              f"{args.gpu_min:.0f}", fmt_val(last), note]
     chunk = insert_row(args.log, cells)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import math
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,8 +244,12 @@ class StepSampler(Sampler[list[tuple[int, int]]]):
 
 
 def worker_init(_: int) -> None:
-    """One OpenCV thread per worker: the workers are the parallelism."""
+    """One OpenCV thread per worker: the workers are the parallelism. Workers ignore SIGINT / SIGTERM: a
+    Ctrl-C or a ``kill`` of the process group reaches them too, and a loader worker dying under the trainer
+    would crash it before it saves; the trainer stops them once it has saved."""
     cv2.setNumThreads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 __all__ = [

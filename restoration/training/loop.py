@@ -8,7 +8,7 @@ out, so a run is a chain of ≤ 9-minute chunks, each resuming from the previous
   torch's RNG, which is re-seeded at every step; so N steps == N/2 + resume + N/2 (fp32 checkpoint).
 * Time budget: ``max_minutes`` counts from process start (:data:`T_START`, set when this module is first
   imported); the loop stops early enough to write the checkpoint before it ends (it measures how long
-  steps and saves take). SIGTERM also saves and exits.
+  steps and saves take). SIGTERM and SIGINT also save and exit.
 * One iteration is :class:`GanStep`: the generator step (reconstruction, identity and perceptual terms, one
   D pass over [fake; real] for the adversarial and feature-matching terms), then the discriminator step
   with lazy R1. Its parts carry ``torch.profiler.record_function`` labels (:data:`STEP_PARTS`) so that a
@@ -280,7 +280,9 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
             _append_log(log_path, {"iter": 0, "val_input": validator.baseline})
 
     stop = {"flag": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    # SIGTERM / SIGINT: finish the step, save, return (the loader's workers ignore both); the caller's
+    # handlers come back once the checkpoint is written
+    previous = {sig: signal.signal(sig, lambda *_: stop.update(flag=True)) for sig in (signal.SIGTERM, signal.SIGINT)}
     deadline = T_START + max_minutes * 60 if max_minutes else math.inf
     save_cost, step_cost = 2.0, 0.0
     last_save = time.monotonic()
@@ -339,6 +341,8 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
         if time.monotonic() - last_save > tc["ckpt_minutes"] * 60:
             save()
     save()
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
     if validator is not None:
         import cv2
 

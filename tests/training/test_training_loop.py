@@ -158,3 +158,46 @@ def test_chunk_command_resumes_from_the_committed_state_and_logs_a_row(mini_pack
     assert len(rows) == 2
     assert "| 1 |" in rows[0] and "0 → 4" in rows[0] and "| 2 |" in rows[1] and "4 → 8" in rows[1]
     assert (resume / "samples.jpg").is_file() and not any(resume.glob("*.tmp"))
+
+
+def test_a_chunk_killed_midway_saves_where_it_stopped(mini_pack: Path, tmp_path: Path) -> None:
+    """`kill` of the chunk's process group (what Ctrl-C, `timeout` or a closing session do) mid-run: the
+    trainer finishes its step and saves, the data-loading worker does not die under it, and the chunk
+    still writes its compact checkpoint and its LOG row. No periodic save happens in this run, so the
+    checkpoint can only come from the signal."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["data"].update(workers=1, val_faces=2)
+    cfg["train"].update(max_iters=10**6, log_every=2, val_every=0, ckpt_minutes=100)
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    log_md = tmp_path / "LOG.md"
+    log_md.write_text("| date | chunk | stage (config) | iterations | images seen | CPU min | GPU min "
+                      "| val PSNR / SSIM / id cos / NIQE | notes |\n|---|---|---|---|---|---|---|---|---|\n")
+    out, resume = tmp_path / "out", tmp_path / "resume"
+    env = dict(os.environ, CONFIG=str(tmp_path / "cfg.yaml"), PACK=str(mini_pack), OUT=str(out),
+               RESUME_DIR=str(resume), LOG_MD=str(log_md), MINUTES="5", PYTHON=sys.executable)
+    p = subprocess.Popen(["bash", "scripts/train_chunk.sh"], cwd=root, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ((log := out / "ckpt" / "log.jsonl").is_file() and '"iter": 4' in log.read_text()):
+            assert p.poll() is None and time.monotonic() < deadline, "the chunk did not start training"
+            time.sleep(0.2)
+        os.killpg(p.pid, signal.SIGTERM)
+        text, _ = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert "Traceback" not in text, text[-3000:]
+    iteration = json.loads((resume / "state.json").read_text())["iteration"]
+    assert iteration >= 4, text[-2000:]
+    assert f"0 → {iteration}" in log_md.read_text()
