@@ -7,8 +7,9 @@
   ``classical`` (restoration.classical.ClassicalFaceRestorer: bilateral denoise + unsharp mask) and
   ``ours`` (a generator checkpoint: ``--model g_ema.safetensors``, or a training checkpoint folder).
 * ``ours`` with each mask source of ``--masks``: ``clean`` (the parser on the clean face: the training
-  condition), ``degraded`` (the parser on the degraded input: what the service sees) and ``none`` (the
-  mask-free path). Wild faces have no clean face: they get ``degraded`` masks, or none.
+  condition), ``degraded`` (the parser on the degraded input: what the service sees), ``none`` (the
+  mask-free path) and ``restored`` (two passes: the parser on ours' mask-free output, which is cleaner to
+  parse than the input). Wild faces have no clean face: they get the other sources.
 
 Writes ``<out>/eval.md`` (a markdown table) and ``<out>/grid_<preset>.png`` (input | classical | ours | GT).
 
@@ -35,7 +36,7 @@ from restoration.training.data import read_labels, read_pack, read_rgb
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ("gfpgan", "heavy", "mixed")
-MASK_SOURCES = ("clean", "degraded", "none")
+MASK_SOURCES = ("clean", "degraded", "none", "restored")
 SIZE = 512
 
 Method = Callable[[np.ndarray, np.ndarray | None], np.ndarray]  # (N×S×S×3 uint8, labels or None) -> uint8
@@ -94,7 +95,7 @@ def main() -> None:
     ap.add_argument("--wild", type=Path, default=faces_dir / "wild" / "cropped")
     ap.add_argument("--weights-dir", type=Path, default=default_weights_dir())
     ap.add_argument("--masks", default="clean,degraded,none",
-                    help="comma-separated mask sources for ours: clean, degraded, none")
+                    help="comma-separated mask sources for ours: clean, degraded, none, restored")
     ap.add_argument("--limit", type=int, default=0, help="at most this many validation faces (0 = all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -113,7 +114,7 @@ def main() -> None:
     if "clean" in modes and clean is None:
         ap.error(f"--masks clean: {args.pack} has no masks/ (scripts/make_pack.py --masks landmarks)")
     parser = None
-    if "degraded" in modes:
+    if {"degraded", "restored"} & set(modes):
         from restoration.parsing import get_parser
 
         parser = get_parser("landmarks", weights_dir=args.weights_dir)
@@ -129,6 +130,8 @@ def main() -> None:
             return clean
         if mode == "degraded" and parser is not None:
             return parser.parse(faces)
+        if mode == "restored" and parser is not None and ours is not None:
+            return parser.parse(ours(faces, None))
         return None
     scorer = IdentityScorer(args.weights_dir)
     args.out.mkdir(parents=True, exist_ok=True)
