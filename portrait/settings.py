@@ -117,6 +117,10 @@ class Settings(BaseSettings):
         "auto", description="What the generator computes in: `auto` = bf16 on CUDA and on CPUs with AMX-BF16 or "
                             "AVX512-BF16 (about 3x faster there), fp32 elsewhere (bf16 is emulated, hence slower, "
                             "on other CPUs).")
+    mask_source: Literal["input", "restored", "none"] = Field(
+        "input", description="Where the generator's face-part mask comes from: `input` = parsed from the degraded "
+                             "face; `restored` = parsed from a first mask-free pass (two generator passes per "
+                             "face); `none` = the mask-free path.")
     max_batch_faces: int = Field(8, description="Faces per generator batch.")
     task_soft_time_limit_s: int = Field(240, description="Soft limit of one restoration task.")
     task_time_limit_s: int = Field(300, description="Hard limit; the child is killed past it.")

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from restoration.formats import EXTENSIONS, INPUT_SUFFIXES
-from restoration.options import add_option_arguments, options_from_args
+from restoration.options import MASK_SOURCES, add_option_arguments, options_from_args
 from restoration.precision import PRECISIONS
 
 FILES_PER_BATCH = 4  # photos whose faces share generator batches
@@ -34,6 +34,9 @@ def _common_arguments(parser: argparse.ArgumentParser, weights_dir: Path, model_
                         help=f"third-party weights (facexlib/, identity/, landmarks/); default {weights_dir}")
     parser.add_argument("--parser", default="auto",
                         help="face parser: auto, bisenet, parsenet, landmarks, none")
+    parser.add_argument("--mask-source", default="input", choices=MASK_SOURCES,
+                        help="the generator's face-part mask: parsed from the input, from a first mask-free pass "
+                             "(restored: two generator passes), or none")
     parser.add_argument("--background", default="auto", choices=["auto", "classical", "none"],
                         help="background method: classical denoise + Lanczos upscale, or none")
 
@@ -103,7 +106,7 @@ def _build_restorer(args: argparse.Namespace, max_batch: int = 8) -> Any:
 
     return Restorer(args.weights_dir, device=args.device, model_path=args.model, max_batch=max_batch,
                     parser_backend=args.parser, background=args.background, limits=getattr(args, "limits", None),
-                    precision=args.precision)
+                    precision=args.precision, mask_source=args.mask_source)
 
 
 def _model_line(restorer: Any) -> str:

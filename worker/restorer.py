@@ -20,7 +20,9 @@ def get_restorer() -> Any:
     s = get_settings()
     limits = ImageLimits(max_pixels=s.max_image_pixels, max_side=s.max_image_side, min_side=s.min_image_side)
     r = Restorer(weights_dir=s.weights_dir, device=s.device, model_path=s.model_path,
-                 max_batch=s.max_batch_faces, limits=limits, precision=s.precision)
-    log.info("restoration pipeline ready: model %s on %s in %s", r.model_version, r.device, r.precision)
+                 max_batch=s.max_batch_faces, limits=limits, precision=s.precision,
+                 mask_source=s.mask_source)
+    log.info("restoration pipeline ready: model %s on %s in %s, masks from %s", r.model_version, r.device,
+             r.precision, r.mask_source)
     metrics.model_loaded(r.model_version)
     return r

@@ -7,6 +7,7 @@ import io
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from restoration_testutil import SOLVAY, encode, face_photo
 
@@ -188,3 +189,42 @@ def test_missing_detector_weights_name_file_and_url(tmp_path, monkeypatch) -> No
         FaceDetector(tmp_path, "cpu")
     msg = str(e.value)
     assert "detection_mobilenet0.25_Final.pth" in msg and str(tmp_path) in msg and "https://" in msg
+
+
+class _MaskRecorder(torch.nn.Module):
+    """A mask-conditioned stand-in that records the mask of each call; without a mask it returns a flat grey
+    face, so a mask parsed from its first pass differs from one parsed from the input."""
+
+    model_version = "mask recorder (test stand-in)"
+    config = type("Config", (), {"mask_ch": 14})()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[torch.Tensor | None] = []
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        self.calls.append(None if mask is None else mask.detach().float().clone())
+        return x if mask is not None else torch.zeros_like(x)
+
+
+def test_mask_source_chooses_what_the_generator_is_conditioned_on(weights_dir) -> None:
+    """input: one pass on the input's parsed mask; restored: a mask-free pass, then one on the mask parsed
+    from it; none: one mask-free pass. The timings count both passes as generation."""
+    from restoration.pipeline import Restorer
+
+    crop = cv2.resize(face_photo(), (512, 512))
+    opts = RestoreOptions(aligned=True, upscale=1)
+    seen = {}
+    for source in ("input", "restored", "none"):
+        g = _MaskRecorder()
+        r = Restorer(weights_dir, device="cpu", generator=g, background="none", parser_backend="landmarks",
+                     mask_source=source, precision="fp32")
+        res = r.restore_image(crop, opts)
+        seen[source] = g.calls
+        assert len(res.faces) == 1 and res.timings["generate"] > 0
+    assert [m is None for m in seen["input"]] == [False]
+    assert [m is None for m in seen["restored"]] == [True, False]
+    assert [m is None for m in seen["none"]] == [True]
+    assert not torch.equal(seen["restored"][1], seen["input"][0]), "the second pass uses the first pass's mask"
+    with pytest.raises(ValueError, match="mask_source"):
+        Restorer(weights_dir, device="cpu", generator=_MaskRecorder(), mask_source="clean")
