@@ -47,10 +47,10 @@ class RestoreOptions(BaseModel):
         return v
 
 
-#: Shorter CLI spellings kept beside the generated ``--field-name`` flags.
 #: Where a mask-conditioned generator's face-part mask comes from: a setting of the worker
 #: (``MASK_SOURCE``) and the CLI (``--mask-source``), not of a job (restoration/pipeline.py's ``Restorer``).
 MASK_SOURCES = ("input", "restored", "none")
+#: Shorter CLI spellings kept beside the generated ``--field-name`` flags.
 CLI_ALIASES = {"detection_threshold": ("--threshold",), "output_format": ("--format",)}
 
 

@@ -142,7 +142,7 @@ class Restorer:
     ``mask_source`` (:data:`MASK_SOURCES`): where a mask-conditioned generator's face-part mask comes from —
     ``input``, the parser on the degraded face; ``restored``, two passes: the generator without a mask,
     then the parser on that cleaner face; ``none``, the mask-free path. A badly degraded face parses into
-    misplaced parts, which the generator then draws (training/LOG.md, chunk 6, has the figures).
+    misplaced parts, which the generator then draws (figures in training/LOG.md, "Mask sources").
     """
 
     def __init__(
@@ -353,7 +353,7 @@ class Restorer:
             crops = np.stack([j.aligned.crops[i] for j, i in chunk])
             t0 = time.perf_counter()
             gen_s = 0.0
-            labels_in, source = None, self.mask_source if self.uses_mask else "none"
+            labels_in, source = None, self.mask_source if self.uses_mask and self.parser is not None else "none"
             if source == "input":
                 labels_in = self._parse(crops)
             elif source == "restored":

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import math
-import signal
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,12 +244,12 @@ class StepSampler(Sampler[list[tuple[int, int]]]):
 
 
 def worker_init(_: int) -> None:
-    """One OpenCV thread per worker: the workers are the parallelism. Workers ignore SIGINT / SIGTERM: a
-    Ctrl-C or a ``kill`` of the process group reaches them too, and a loader worker dying under the trainer
-    would crash it before it saves; the trainer stops them once it has saved."""
+    """One OpenCV thread per worker: the workers are the parallelism. Each worker leaves the trainer's
+    process group: a Ctrl-C or a ``kill`` of the group would otherwise reach it too, and a loader worker
+    dying under the trainer crashes it before it saves. The trainer still stops them (torch's shutdown,
+    multiprocessing's terminate at exit), and they exit by themselves when the trainer dies."""
     cv2.setNumThreads(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    os.setpgrp()
 
 
 __all__ = [

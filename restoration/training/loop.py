@@ -280,8 +280,8 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
             _append_log(log_path, {"iter": 0, "val_input": validator.baseline})
 
     stop = {"flag": False}
-    # SIGTERM / SIGINT: finish the step, save, return (the loader's workers ignore both); the caller's
-    # handlers come back once the checkpoint is written
+    # SIGTERM / SIGINT: finish the step, save, return (the loader's workers are in their own process group,
+    # so a Ctrl-C or a kill of the chunk's group does not reach them); the caller's handlers come back after
     previous = {sig: signal.signal(sig, lambda *_: stop.update(flag=True)) for sig in (signal.SIGTERM, signal.SIGINT)}
     deadline = T_START + max_minutes * 60 if max_minutes else math.inf
     save_cost, step_cost = 2.0, 0.0
@@ -303,46 +303,48 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
         save_cost = max(save_cost, time.monotonic() - t)
         last_save = time.monotonic()
 
-    data_iter = iter(loader)
-    while it < max_iters:
-        now = time.monotonic()
-        if stop["flag"] or now + 2 * step_cost + 2 * save_cost + 3 > deadline:
-            break
-        t_step = now
-        batch = next(data_iter)
-        torch.manual_seed(seed * 1_000_003 + it * world + rank)
-        terms = step(it, batch["lq"], batch["gt"], batch["mask"])
+    try:
+        data_iter = iter(loader)
+        while it < max_iters:
+            now = time.monotonic()
+            if stop["flag"] or now + 2 * step_cost + 2 * save_cost + 3 > deadline:
+                break
+            t_step = now
+            batch = next(data_iter)
+            torch.manual_seed(seed * 1_000_003 + it * world + rank)
+            terms = step(it, batch["lq"], batch["gt"], batch["mask"])
 
-        # --- EMA (StyleGAN2: half-life in images, ramped up at the start)
-        nimg = (it + 1) * d["batch_size"]
-        half = min(ema_nimg, nimg * oc["ema_rampup"]) if oc["ema_rampup"] else ema_nimg
-        _ema_update(g_ema, g, 0.5 ** (d["batch_size"] / max(half, 1e-8)))
-        it += 1
+            # --- EMA (StyleGAN2: half-life in images, ramped up at the start)
+            nimg = (it + 1) * d["batch_size"]
+            half = min(ema_nimg, nimg * oc["ema_rampup"]) if oc["ema_rampup"] else ema_nimg
+            _ema_update(g_ema, g, 0.5 ** (d["batch_size"] / max(half, 1e-8)))
+            it += 1
 
-        for k, v in terms.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach())
-        n_log += 1
-        dt = time.monotonic() - t_step
-        train_seconds += dt
-        step_cost = dt if step_cost == 0 else 0.9 * step_cost + 0.1 * dt
-        if rank == 0 and (it % tc["log_every"] == 0 or it == max_iters):
-            el = time.monotonic() - t_log
-            last = {"iter": it, "kimg": round(nimg / 1000, 3), **{k: v / n_log for k, v in sums.items()},
-                    "img_per_s": round(n_log * d["batch_size"] / max(el, 1e-9), 2),
-                    "elapsed_s": round(time.monotonic() - T_START, 1)}
-            _append_log(log_path, last)
-            print(json.dumps(last), flush=True)
-            sums, n_log, t_log = {}, 0, time.monotonic()
-        val_fits = time.monotonic() + 4 * save_cost < deadline
-        if validator is not None and it % tc["val_every"] == 0 and val_fits:
-            scores, _ = validator.run(g_ema)
-            _append_log(log_path, {"iter": it, "val": scores})
-            print(json.dumps({"iter": it, "val": scores}), flush=True)
-        if time.monotonic() - last_save > tc["ckpt_minutes"] * 60:
-            save()
-    save()
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+            n_log += 1
+            dt = time.monotonic() - t_step
+            train_seconds += dt
+            step_cost = dt if step_cost == 0 else 0.9 * step_cost + 0.1 * dt
+            if rank == 0 and (it % tc["log_every"] == 0 or it == max_iters):
+                el = time.monotonic() - t_log
+                last = {"iter": it, "kimg": round(nimg / 1000, 3), **{k: v / n_log for k, v in sums.items()},
+                        "img_per_s": round(n_log * d["batch_size"] / max(el, 1e-9), 2),
+                        "elapsed_s": round(time.monotonic() - T_START, 1)}
+                _append_log(log_path, last)
+                print(json.dumps(last), flush=True)
+                sums, n_log, t_log = {}, 0, time.monotonic()
+            val_fits = time.monotonic() + 4 * save_cost < deadline
+            if validator is not None and it % tc["val_every"] == 0 and val_fits:
+                scores, _ = validator.run(g_ema)
+                _append_log(log_path, {"iter": it, "val": scores})
+                print(json.dumps({"iter": it, "val": scores}), flush=True)
+            if time.monotonic() - last_save > tc["ckpt_minutes"] * 60:
+                save()
+        save()
+    finally:  # also after an error: the caller gets its Ctrl-C back
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if validator is not None:
         import cv2
 

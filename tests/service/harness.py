@@ -605,3 +605,16 @@ def job_events(job_id: str) -> list[tuple[str | None, str, str | None]]:
         rows = s.execute(select(JobEvent.from_status, JobEvent.to_status, JobEvent.reason)
                          .where(JobEvent.job_id == uuid.UUID(job_id)).order_by(JobEvent.id)).all()
     return [tuple(r) for r in rows]
+
+
+def lose_worker(job_id: str, attempts: int) -> None:
+    """Pretend the worker of a finished job died on attempt ``attempts``: the job is running again, its lease
+    long expired, so the sweeper must take it back (requeue it, or fail it at MAX_ATTEMPTS)."""
+    from sqlalchemy import update
+
+    from db.models import Job
+    from db.session import session_scope
+
+    with session_scope() as s:
+        s.execute(update(Job).where(Job.id == uuid.UUID(job_id)).values(
+            status="running", attempts=attempts, finished_at=None, lease_expires_at=Job.created_at))

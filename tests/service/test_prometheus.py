@@ -3,16 +3,11 @@ faces, model and webhooks — read from the real exporters before and after one 
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import httpx
-from harness import Api, Stack, WebhookReceiver, wait_until
+from harness import Api, Stack, WebhookReceiver, lose_worker, wait_until
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import update
-
-from db.models import Job
-from db.session import session_scope
 
 OUT = Path(__file__).resolve().parents[2] / "out" / "metrics"  # the last scrapes, for the README's excerpt
 
@@ -78,20 +73,24 @@ def test_a_failed_job_is_counted_with_its_code(stack: Stack, api: Api, portrait_
     assert counted[1] - counted[0] == 1, counted
 
 
-def test_a_job_the_sweeper_gives_up_on_is_counted(stack: Stack, api: Api, portrait_jpeg: bytes) -> None:
-    """A job whose worker died on its last allowed attempt fails in the sweeper, not in a restore task:
-    the sweeper's worker counts it, or the dashboard would never see poison images."""
+
+def test_jobs_the_sweeper_takes_back_are_counted(stack: Stack, api: Api, portrait_jpeg: bytes) -> None:
+    """A job whose worker died is requeued or, on its last allowed attempt, failed by the sweeper, never by a
+    restore task: the sweeper's worker counts both, or the dashboard would never see lost workers and
+    poison images."""
     cpu = stack.procs["cpu"].url
-    job = api.submit(portrait_jpeg, options='{"upscale": 1}').json()
-    api.wait(job["id"])
+    jobs = [api.submit(portrait_jpeg, options='{"upscale": 1}').json() for _ in range(2)]
+    for job in jobs:
+        api.wait(job["id"])
     before = _scrape(cpu)
-    with session_scope() as s:  # running on its last attempt, lease long expired: its worker is gone
-        s.execute(update(Job).where(Job.id == uuid.UUID(job["id"])).values(
-            status="running", attempts=int(stack.env["MAX_ATTEMPTS"]), finished_at=None,
-            lease_expires_at=Job.created_at))
-    done = api.wait(job["id"], statuses=("failed",), timeout=30)
-    assert done["error"]["code"] == "attempts_exhausted"
-    wait_until(lambda: _value(_scrape(cpu), "portrait_jobs_total", outcome="failed",
-                              error_code="attempts_exhausted")
-               - _value(before, "portrait_jobs_total", outcome="failed", error_code="attempts_exhausted") == 1,
-               15, 0.3, "the exhausted job counted")
+    lose_worker(jobs[0]["id"], attempts=1)  # requeued, then restored again
+    lose_worker(jobs[1]["id"], attempts=int(stack.env["MAX_ATTEMPTS"]))  # given up
+    assert api.wait(jobs[0]["id"], statuses=("succeeded",), timeout=60)["attempts"] == 2
+    assert api.wait(jobs[1]["id"], statuses=("failed",), timeout=30)["error"]["code"] == "attempts_exhausted"
+
+    def moved(outcome: str, code: str) -> float:
+        return (_value(_scrape(cpu), "portrait_jobs_total", outcome=outcome, error_code=code)
+                - _value(before, "portrait_jobs_total", outcome=outcome, error_code=code))
+
+    wait_until(lambda: moved("requeued", "lease_expired") == 1 and moved("failed", "attempts_exhausted") == 1,
+               15, 0.3, "both counted")

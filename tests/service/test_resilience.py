@@ -9,8 +9,8 @@ import time
 import uuid
 
 import redis
-from harness import Api, Stack, WebhookReceiver, job_events, wait_until
-from sqlalchemy import select, update
+from harness import Api, Stack, WebhookReceiver, job_events, lose_worker, wait_until
+from sqlalchemy import select
 from standardwebhooks.webhooks import Webhook
 
 from db import jobs as jobs_db
@@ -99,12 +99,7 @@ def test_attempts_are_capped(api: Api, stack: Stack, portrait_jpeg: bytes) -> No
     """A job whose worker keeps dying (a poison image) ends failed/attempts_exhausted, not in a loop."""
     job = api.submit(portrait_jpeg, options='{"upscale": 1}').json()
     api.wait(job["id"])
-    jid = uuid.UUID(job["id"])
-    # Pretend the last allowed attempt's worker died: running, lease expired, attempts at the cap.
-    with session_scope() as s:
-        s.execute(update(Job).where(Job.id == jid).values(
-            status="running", attempts=int(stack.env["MAX_ATTEMPTS"]), finished_at=None,
-            lease_expires_at=Job.created_at))
+    lose_worker(job["id"], attempts=int(stack.env["MAX_ATTEMPTS"]))  # the last allowed attempt's worker died
     done = api.wait(job["id"], statuses=("failed",), timeout=30)
     assert done["error"]["code"] == "attempts_exhausted"
 
