@@ -29,22 +29,31 @@ def browser():
 
 
 def test_the_page_restores_a_photo_end_to_end(stack: Stack, api: Api, browser, tmp_path: Path) -> None:
+    """With what a deployment serves by default (the learned restorer; the shared stack runs the stand-in),
+    so that the screenshot the README shows is the product's."""
+    with stack.private_pair("page", {"MODEL_PATH": ""}) as (_worker, server):  # empty = the default
+        _restore_on_the_page(server.url, api, browser, tmp_path)
+
+
+def _restore_on_the_page(url: str, api: Api, b, tmp_path: Path) -> None:
     from PIL import Image
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
     from skimage import data
 
+    from restoration.generator import read_generator_metadata
+    from restoration.pipeline import shipped_model
+
     photo = tmp_path / "astronaut.jpg"  # public domain (NASA), so the screenshot may ship in the docs
     Image.fromarray(data.astronaut()).resize((256, 256)).save(photo, quality=60)
-    b = browser
-    b.get(f"{stack.api_url}/")
+    b.get(f"{url}/")
     assert b.find_element(By.ID, "docs-link").get_attribute("href").endswith("/docs")
     b.find_element(By.ID, "api-key").send_keys(api.api_key)
     b.find_element(By.ID, "file").send_keys(str(photo))
     Select(b.find_element(By.ID, "upscale")).select_by_visible_text("2")
     b.find_element(By.ID, "submit").click()
 
-    status = WebDriverWait(b, 180, 0.3).until(
+    status = WebDriverWait(b, 300, 0.3).until(
         lambda d: (s := d.find_element(By.ID, "status").text) in ("succeeded", "failed", "canceled", "error") and s)
     assert status == "succeeded", b.find_element(By.ID, "error").text
     WebDriverWait(b, 30).until(lambda d: d.find_element(By.ID, "result").get_attribute("data-loaded") == "true")
@@ -54,6 +63,8 @@ def test_the_page_restores_a_photo_end_to_end(stack: Stack, api: Api, browser, t
     job_id = b.find_element(By.ID, "job-id").text
     job = api.http.get(f"/v1/jobs/{job_id}").json()
     assert job["status"] == "succeeded" and len(job["faces"]) >= 1
+    shipped = read_generator_metadata(shipped_model())["model_version"]
+    assert job["model_version"] == shipped and shipped in b.find_element(By.ID, "model").text
     rows = b.find_elements(By.CSS_SELECTOR, "#faces tbody tr")
     assert len(rows) == len(job["faces"])
     cells = [c.text for c in rows[0].find_elements(By.TAG_NAME, "td")]
