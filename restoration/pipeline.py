@@ -352,8 +352,8 @@ class Restorer:
             chunk = refs[start:start + self.max_batch]
             crops = np.stack([j.aligned.crops[i] for j, i in chunk])
             t0 = time.perf_counter()
-            gen_s = 0.0
-            labels_in, source = None, self.mask_source if self.uses_mask and self.parser is not None else "none"
+            gen_s, labels_in = 0.0, None
+            source = self.mask_source if self.uses_mask and self.parser is not None else "none"
             if source == "input":
                 labels_in = self._parse(crops)
             elif source == "restored":

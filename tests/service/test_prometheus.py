@@ -73,7 +73,6 @@ def test_a_failed_job_is_counted_with_its_code(stack: Stack, api: Api, portrait_
     assert counted[1] - counted[0] == 1, counted
 
 
-
 def test_jobs_the_sweeper_takes_back_are_counted(stack: Stack, api: Api, portrait_jpeg: bytes) -> None:
     """A job whose worker died is requeued or, on its last allowed attempt, failed by the sweeper, never by a
     restore task: the sweeper's worker counts both, or the dashboard would never see lost workers and

@@ -15,6 +15,9 @@ from restoration.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "restoration" / "training" / "configs" / "tiny.yaml"
+#: training/LOG.md's table, empty: what scripts/log_chunk.py appends its rows to
+LOG_TABLE = ("| date | chunk | stage (config) | iterations | images seen | CPU min | GPU min "
+             "| val PSNR / SSIM / id cos / NIQE | notes |\n|---|---|---|---|---|---|---|---|---|\n")
 
 
 def _cfg(pack: Path, **train_over) -> dict:
@@ -141,9 +144,7 @@ def test_chunk_command_resumes_from_the_committed_state_and_logs_a_row(mini_pack
 
     root = Path(__file__).resolve().parents[2]
     log_md = tmp_path / "LOG.md"
-    log_md.write_text("# log\n\n" + "\n".join([
-        "| date | chunk | stage (config) | iterations | images seen | CPU min | GPU min "
-        "| val PSNR / SSIM / id cos / NIQE | notes |", "|---|---|---|---|---|---|---|---|---|", "", "## more", ""]))
+    log_md.write_text("# log\n\n" + LOG_TABLE + "\n## more\n")
     resume = tmp_path / "resume"
     for iters in (4, 8):
         env = dict(os.environ, CONFIG="restoration/training/configs/tiny.yaml", PACK=str(mini_pack),
@@ -174,18 +175,16 @@ def test_a_chunk_killed_midway_saves_where_it_stopped(mini_pack: Path, tmp_path:
 
     import yaml
 
-    root = Path(__file__).resolve().parents[2]
     cfg = yaml.safe_load(TINY.read_text())
     cfg["data"].update(workers=1, val_faces=2)
     cfg["train"].update(max_iters=10**6, log_every=2, val_every=0, ckpt_minutes=100)
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     log_md = tmp_path / "LOG.md"
-    log_md.write_text("| date | chunk | stage (config) | iterations | images seen | CPU min | GPU min "
-                      "| val PSNR / SSIM / id cos / NIQE | notes |\n|---|---|---|---|---|---|---|---|---|\n")
+    log_md.write_text(LOG_TABLE)
     out, resume = tmp_path / "out", tmp_path / "resume"
     env = dict(os.environ, CONFIG=str(tmp_path / "cfg.yaml"), PACK=str(mini_pack), OUT=str(out),
                RESUME_DIR=str(resume), LOG_MD=str(log_md), MINUTES="5", PYTHON=sys.executable)
-    p = subprocess.Popen(["bash", "scripts/train_chunk.sh"], cwd=root, env=env, stdout=subprocess.PIPE,
+    p = subprocess.Popen(["bash", "scripts/train_chunk.sh"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
