@@ -259,15 +259,20 @@ def cancel_batch(s: Session, batch_id: uuid.UUID) -> list[Job]:
 
 def stale_queued(s: Session, older_than_s: float, limit: int = 500, *,
                  bulk: bool | None = None, exclude: Collection[uuid.UUID] = ()) -> list[uuid.UUID]:
-    """Queued jobs whose message was sent long ago (or, for single jobs, never): presumed lost.
+    """Queued jobs whose message was sent long ago (or, for single jobs committed as long ago, never):
+    presumed lost.
 
-    A batch item without a message (``enqueued_at`` NULL) is not lost but waiting for its client's
-    turn (db/dispatch.py), which sends it. ``bulk`` restricts the scan to batch items (True) or
-    single jobs (False); ``exclude`` leaves out jobs known to have a message still in Redis.
+    A single job is committed before the API sends its message (write before enqueue): for a moment it
+    has no ``enqueued_at`` and is not lost, so it counts only once ``created_at`` is as old as the cutoff
+    (else the sweeper would send a second message, on its own queue, for a job being sent). A batch
+    item without a message is not lost but waiting for its client's turn (db/dispatch.py), which sends
+    it. ``bulk`` restricts the scan to batch items (True) or single jobs (False); ``exclude`` leaves out
+    jobs known to have a message still in Redis.
     """
     cutoff = func.now() - timedelta(seconds=older_than_s)
     q = select(Job.id).where(Job.status == JobStatus.queued,
-                             or_(Job.enqueued_at < cutoff, and_(Job.enqueued_at.is_(None), Job.batch_id.is_(None))))
+                             or_(Job.enqueued_at < cutoff,
+                                 and_(Job.enqueued_at.is_(None), Job.batch_id.is_(None), Job.created_at < cutoff)))
     if bulk is not None:
         q = q.where(Job.batch_id.is_not(None) if bulk else Job.batch_id.is_(None))
     if exclude:

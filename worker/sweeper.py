@@ -1,9 +1,10 @@
 """The sweeper (Celery beat, every SWEEP_INTERVAL_S): rebuilds from Postgres what Redis lost.
 
-* queued jobs whose message was sent more than QUEUED_STALE_S ago (or never, for single jobs) →
-  enqueue again, if their restore queue is empty in Redis or their message is in neither that queue's
-  list nor kombu's unacked set (``queue.restore_messages``): a long backlog is waiting, not lost, and
-  re-sending it every sweep would multiply it; but one client's lost messages must not wait until
+* queued jobs whose message was sent more than QUEUED_STALE_S ago (or never, for single jobs committed
+  that long ago: the API sends right after its commit) → enqueue again, if their restore queue is empty
+  in Redis or their message is in neither that queue's list nor kombu's unacked set
+  (``queue.restore_messages``): a long backlog is waiting, not lost, and re-sending it every sweep
+  would multiply it; but one client's lost messages must not wait until
   every other client's work has drained (they still count against its fair-dispatch cap, so nothing
   else of that client would be sent). A queue too long to read (``queue.SCAN_MAX``) is a backlog:
   then only the empty-queue rule applies. Batch items not sent yet are waiting for their client's
