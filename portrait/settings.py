@@ -17,6 +17,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from restoration import formats
+from restoration.options import MaskSource, Precision
 from restoration.paths import default_weights_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -113,11 +114,11 @@ class Settings(BaseSettings):
         None, description="Generator weights (.safetensors); unset = the project's shipped default "
                           "(restoration/weights/restorer.safetensors); `classical` = the non-learned stand-in."
     )
-    precision: Literal["auto", "bf16", "fp32"] = Field(
+    precision: Precision = Field(
         "auto", description="What the generator computes in: `auto` = bf16 on CUDA and on CPUs with AMX-BF16 or "
                             "AVX512-BF16 (about 3x faster there), fp32 elsewhere (bf16 is emulated, hence slower, "
                             "on other CPUs).")
-    mask_source: Literal["input", "restored", "none"] = Field(
+    mask_source: MaskSource = Field(
         "input", description="Where the generator's face-part mask comes from: `input` = parsed from the degraded "
                              "face; `restored` = parsed from a first mask-free pass (two generator passes per "
                              "face); `none` = the mask-free path.")

@@ -17,8 +17,7 @@ import cv2
 import numpy as np
 
 from restoration.formats import EXTENSIONS, INPUT_SUFFIXES
-from restoration.options import MASK_SOURCES, add_option_arguments, options_from_args
-from restoration.precision import PRECISIONS
+from restoration.options import MASK_SOURCES, PRECISIONS, add_option_arguments, options_from_args
 
 FILES_PER_BATCH = 4  # photos whose faces share generator batches
 

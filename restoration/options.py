@@ -2,7 +2,8 @@
 
 Pure pydantic (no torch), so the API can validate a job's options without the ML stack. The CLI's
 flags are generated from the model (:func:`add_option_arguments`): a field's name, default, bounds
-and description are written here only.
+and description are written here only. The choices of the two pipeline settings that are not a job's
+(mask source, precision) live here too, so the worker's settings and the CLI's flags name them once.
 """
 
 from __future__ import annotations
@@ -49,7 +50,11 @@ class RestoreOptions(BaseModel):
 
 #: Where a mask-conditioned generator's face-part mask comes from: a setting of the worker
 #: (``MASK_SOURCE``) and the CLI (``--mask-source``), not of a job (restoration/pipeline.py's ``Restorer``).
-MASK_SOURCES = ("input", "restored", "none")
+MaskSource = Literal["input", "restored", "none"]
+MASK_SOURCES: tuple[str, ...] = typing.get_args(MaskSource)
+#: What the generator computes in, likewise a worker and CLI setting; restoration/precision.py resolves it.
+Precision = Literal["auto", "bf16", "fp32"]
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 #: Shorter CLI spellings kept beside the generated ``--field-name`` flags.
 CLI_ALIASES = {"detection_threshold": ("--threshold",), "output_format": ("--format",)}
 

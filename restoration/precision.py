@@ -14,10 +14,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from restoration.options import PRECISIONS
+
 if TYPE_CHECKING:
     import torch
-
-PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @lru_cache(maxsize=1)
@@ -44,4 +44,4 @@ def resolve_precision(requested: str, device: torch.device | str) -> str:
     return "bf16" if cpu_bf16_native() else "fp32"
 
 
-__all__ = ["PRECISIONS", "cpu_bf16_native", "resolve_precision"]
+__all__ = ["cpu_bf16_native", "resolve_precision"]
