@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     )
     precision: Precision = Field(
         "auto", description="What the generator computes in: `auto` = bf16 on CUDA and on CPUs with AMX-BF16 or "
-                            "AVX512-BF16 (about 3x faster there), fp32 elsewhere (bf16 is emulated, hence slower, "
+                            "AVX512-BF16 (1.4-2.4x faster there), fp32 elsewhere (bf16 is emulated, hence slower, "
                             "on other CPUs).")
     mask_source: MaskSource = Field(
         "input", description="Where the generator's face-part mask comes from: `input` = parsed from the degraded "

@@ -1,11 +1,11 @@
 """Which float precision the generator runs in: ``bf16`` where the hardware makes it fast, else ``fp32``.
 
 Why a rule and not a constant: on an Intel Xeon with AMX-BF16 (or a CPU with AVX512-BF16) bf16 autocast +
-channels_last convolutions run ~3x faster than fp32 (an AMD EPYC with AVX512-BF16 ran the full GAN step at
-256 px 2.4x faster), but on a CPU without them (this project's machines are also AMD EPYC with AVX2 only)
-oneDNN emulates bf16 and a training step of the small generator at 512 ran ~5x *slower* than fp32 (0.28 vs
-1.54 img/s, training/LOG.md). So ``auto`` asks the hardware: CUDA devices with bf16 support and CPUs whose
-flags list ``amx_bf16`` or ``avx512_bf16`` get bf16.
+channels_last runs faster than fp32 (AMX: the generator's inference 1.44x, the full GAN step at 512 px 1.8x;
+an AMD EPYC with AVX512-BF16 ran the GAN step at 256 px 2.4x faster), but on a CPU without them (some of
+this project's machines are AMD EPYC with AVX2 only) oneDNN emulates bf16 and a training step of the small
+generator at 512 ran ~5x *slower* than fp32 (0.28 vs 1.54 img/s, training/LOG.md). So ``auto`` asks the
+hardware: CUDA devices with bf16 support and CPUs whose flags list ``amx_bf16`` or ``avx512_bf16`` get bf16.
 """
 
 from __future__ import annotations
