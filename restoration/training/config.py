@@ -37,7 +37,9 @@ class DataConfig(_Section):
     augment: dict[str, Any] = Field(default_factory=dict)
     val_faces: int = Field(16, ge=0)
     val_preset: str = "mixed"
-    val_mask: str = "clean"
+    #: the validation faces' mask: their own (``clean``), parsed from the degraded face as the service
+    #: does (``degraded``), or none
+    val_mask: Literal["clean", "degraded", "none"] = "clean"
 
 
 class LossConfig(_Section):

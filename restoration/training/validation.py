@@ -1,8 +1,9 @@
 """Periodic validation of a training run: a fixed batch of the pack's validation split, scored.
 
 The batch is built once per run: the ``val`` split's first ``data.val_faces`` faces, each degraded with
-``data.val_preset`` at a seed fixed by (run seed, face), with its clean mask (``data.val_mask``), so that
-the figures of every validation of a run, and of the chunks that resume it, are comparable. Scores: PSNR,
+``data.val_preset`` at a seed fixed by (run seed, face), with the mask ``data.val_mask`` names (the face's
+clean one, the landmark parser's on the degraded face as the service serves it, or none), so that the
+figures of every validation of a run, and of the chunks that resume it, are comparable. Scores: PSNR,
 SSIM, identity cosine (MobileFaceNet, when its weights are present) and, for the final validation of a
 chunk, NIQE. The loop logs them to the checkpoint's ``log.jsonl`` and writes ``samples.png`` from
 :meth:`Validator.grid`.
@@ -21,6 +22,22 @@ from restoration.training.config import preset_from_config
 from restoration.training.data import read_labels, read_pack, read_rgb
 
 
+def _parse_degraded(lq: np.ndarray, weights_dir: Path) -> np.ndarray:
+    """Part labels of degraded faces (N×S×S×3) from the landmark parser, the service's, at its 512 px."""
+    import cv2
+
+    from restoration.alignment import FACE_SIZE
+    from restoration.parsing import get_parser
+
+    size = lq.shape[1]
+    if size != FACE_SIZE:
+        lq = np.stack([cv2.resize(f, (FACE_SIZE, FACE_SIZE), interpolation=cv2.INTER_CUBIC) for f in lq])
+    labels = get_parser("landmarks", weights_dir=weights_dir).parse(lq)
+    if size != FACE_SIZE:
+        labels = np.stack([cv2.resize(lab, (size, size), interpolation=cv2.INTER_NEAREST) for lab in labels])
+    return labels
+
+
 class Validator:
     """A fixed validation batch (val split, fixed degradations) scored with PSNR / SSIM / identity."""
 
@@ -37,8 +54,9 @@ class Validator:
             gts.append(gt)
             rng = np.random.default_rng([cfg["seed"], 10_000 + i])
             lqs.append(degrade(gt, preset_from_config(d["val_preset"]), rng))
-            lab = read_labels(e.mask, size) if (d["val_mask"] == "clean" and e.mask) else None
-            masks.append(lab)
+            masks.append(read_labels(e.mask, size) if (d["val_mask"] == "clean" and e.mask) else None)
+        if d["val_mask"] == "degraded" and lqs:
+            masks = list(_parse_degraded(np.stack(lqs), weights_dir))
         self.gt = np.stack(gts)
         self.lq = to_model(np.stack(lqs)).to(device)
         from restoration.parsing import NUM_PART_CLASSES

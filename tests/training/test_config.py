@@ -31,6 +31,7 @@ def test_the_committed_run_resumes_with_a_valid_config() -> None:
     ({"optim": {"lr_g": "fast"}}, "lr_g"),                  # a value of the wrong type
     ({"loss": {"r1_every": 0}}, "r1_every"),                # out of range
     ({"train": {"precision": "fp8"}}, "precision"),
+    ({"data": {"val_mask": "degarded"}}, "val_mask"),       # once read as "no mask"
     ({"checkpoints": {"fp16": True}}, "checkpoints"),       # an unknown section
 ])
 def test_typos_and_bad_values_fail_with_the_key_named(tmp_path: Path, bad: dict, where: str) -> None:

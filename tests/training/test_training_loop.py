@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from conftest import WEIGHTS_DIR
 
 from restoration.generator import Generator, load_generator
 from restoration.training import losses as L
@@ -200,3 +201,20 @@ def test_a_chunk_killed_midway_saves_where_it_stopped(mini_pack: Path, tmp_path:
     iteration = json.loads((resume / "state.json").read_text())["iteration"]
     assert iteration >= 4, text[-2000:]
     assert f"0 → {iteration}" in log_md.read_text()
+
+
+
+def test_validation_can_score_the_masks_the_service_parses(mini_pack: Path) -> None:
+    """``data.val_mask: degraded`` conditions validation on the landmark parser's masks of the degraded
+    faces (what a served face gets), ``none`` on no mask, ``clean`` on the faces' own."""
+    from restoration.generator import from_model, generator_mask
+    from restoration.training.validation import Validator, _parse_degraded
+
+    def val(source: str) -> Validator:
+        cfg = load_config(TINY, {"data": {"pack": str(mini_pack), "val_faces": 2, "val_mask": source}})
+        return Validator(cfg, torch.device("cpu"), WEIGHTS_DIR)
+
+    clean, parsed, none = val("clean"), val("degraded"), val("none")
+    assert none.mask.abs().sum() == 0 and clean.mask.abs().sum() > 0
+    expected = torch.stack([generator_mask(lab)[0] for lab in _parse_degraded(from_model(parsed.lq), WEIGHTS_DIR)])
+    assert parsed.mask.abs().sum() > 0 and torch.equal(parsed.mask, expected)
