@@ -70,6 +70,8 @@ def main() -> None:
     loss = cfg["loss"]
     terms = "+".join(k for k in ("l1", "ms_ssim", "identity", "id_feat", "fm", "adv") if loss.get(k))
     note = args.note or f"{terms}; {cfg['data']['preset']}, batch {batch}; input {fmt_val(base)}"
+    if cfg["data"].get("val_mask", "clean") != "clean":  # the val column is conditioned on other masks
+        note += f"; val masks: {cfg['data']['val_mask']}"
     policy = cfg["data"].get("mask_policy", {})
     stage = "masks" if policy.get("corrupt") or policy.get("degraded") else "GAN" if loss.get("adv") else "warm-up"
     cells = [dt.date.today().isoformat(), "?", f"{cfg['model_version']} ({stage})",
