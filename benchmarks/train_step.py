@@ -1,6 +1,7 @@
 """Training throughput on the CPU: a generator step alone and the full GAN step, in fp32 and bf16.
 
     .venv/bin/python benchmarks/train_step.py [--sizes 256,512] [--precisions fp32,bf16] [--steps 4] [--warmup 1]
+        [--compile]
 
 For each size (256 at batch 8, 512 at batch 4) and precision (fp32, or bf16 = ``torch.autocast("cpu",
 bfloat16)``; channels_last in both), on random inputs (``lq``, ``gt`` in [-1, 1], the one-hot mask of
@@ -16,6 +17,7 @@ random part labels), it prints:
 4. the full step's ms per part (GanStep's ``record_function`` labels, CPU time totals from one profiled
    plain step and one profiled R1 step, amortised the same way), and the time outside the labels.
 
+``--compile`` also times the generator step with G ``torch.compile``d, against eager in the same run.
 It also says whether this CPU computes bf16 in hardware (AMX-BF16 / AVX512-BF16): elsewhere oneDNN
 emulates bf16 and expect a ratio below 1. Targets for the full GAN step on AMX machines: ≥ 3 img/s at 512
 and ≥ 12 img/s at 256.
@@ -76,15 +78,17 @@ def profiled(fn: Callable[[], object]) -> dict[str, float]:
     return {**ms, "other": wall - sum(ms.values()), "whole step (profiled)": wall}
 
 
-def g_step_seconds(cfg: dict, amp: torch.autocast, data: tuple[torch.Tensor, ...], steps: int, warmup: int
-                   ) -> float:
-    """Seconds per generator step alone: G forward + L1 + backward + Adam step."""
+def g_step_seconds(cfg: dict, amp: torch.autocast, data: tuple[torch.Tensor, ...], steps: int, warmup: int,
+                   compiled: bool = False) -> float:
+    """Seconds per generator step alone: G forward + L1 + backward + Adam step (G ``torch.compile``d when
+    ``compiled``: the first warm-up step pays the compilation)."""
     g, _, opt, _ = build_models(cfg, torch.device("cpu"), FMT)
+    fwd = torch.compile(g) if compiled else g
     lq, gt, mask = data
 
     def g_step() -> None:
         with amp:
-            loss = L.l1(g(lq, mask), gt)
+            loss = L.l1(fwd(lq, mask), gt)
         opt.zero_grad(set_to_none=True)
         loss.float().backward()
         opt.step()
@@ -93,7 +97,8 @@ def g_step_seconds(cfg: dict, amp: torch.autocast, data: tuple[torch.Tensor, ...
     return seconds_per_call(g_step, steps)
 
 
-def bench(size: int, precision: str, steps: int, warmup: int, weights_dir: Path) -> dict[str, object]:
+def bench(size: int, precision: str, steps: int, warmup: int, weights_dir: Path, compiled: bool = False
+          ) -> dict[str, object]:
     batch = BATCH[size]
     cfg = load_config(CONFIG, {"data": {"size": size, "batch_size": batch}})
     lc = cfg["loss"]
@@ -101,6 +106,11 @@ def bench(size: int, precision: str, steps: int, warmup: int, weights_dir: Path)
     lq, gt, mask = (t.contiguous(memory_format=FMT) for t in random_batch(size, batch))
 
     g_ips = batch / g_step_seconds(cfg, amp, (lq, gt, mask), steps, warmup)
+    if compiled:
+        t = time.perf_counter()
+        c_ips = batch / g_step_seconds(cfg, amp, (lq, gt, mask), steps, max(warmup, 1), compiled=True)
+        print(f"{size} px, batch {batch}, {precision}: G step with torch.compile'd G {c_ips:.2f} img/s "
+              f"({c_ips / g_ips:.2f}x eager; {time.perf_counter() - t:.0f} s with the compilation)", flush=True)
 
     # the full GAN step, R1 steps timed apart
     g, disc, opt_g, opt_d = build_models(cfg, torch.device("cpu"), FMT)
@@ -137,13 +147,15 @@ def main() -> None:
     ap.add_argument("--precisions", default="fp32,bf16")
     ap.add_argument("--steps", type=int, default=4, help="timed steps per measurement")
     ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--compile", action="store_true",
+                    help="also time the generator step with G torch.compile'd (inductor's default mode)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     precisions = args.precisions.split(",")
     weights_dir = default_weights_dir()
     print(f"CPU bf16 in hardware (AMX-BF16 / AVX512-BF16): {cpu_bf16_native()}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; weights: {weights_dir}")
-    res = {(s, p): bench(s, p, args.steps, args.warmup, weights_dir) for s in sizes for p in precisions}
+    res = {(s, p): bench(s, p, args.steps, args.warmup, weights_dir, args.compile) for s in sizes for p in precisions}
 
     print("\nsize  batch  precision  G step img/s  GAN step img/s  target (AMX)")
     for (s, p), r in res.items():
