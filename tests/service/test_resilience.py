@@ -121,12 +121,17 @@ def test_webhook_retries_with_backoff_then_delivers(api: Api, stack: Stack, rece
     for h in hits:
         Webhook(api.client.webhook_secret).verify(h.body, h.headers)
     assert hits[1].at - hits[0].at >= 0.3 and hits[2].at - hits[1].at >= 0.6, "exponential backoff"
-    with session_scope() as s:
-        rows = s.execute(select(WebhookDelivery.attempt, WebhookDelivery.status_code)
-                         .where(WebhookDelivery.job_id == uuid.UUID(job["id"]))
-                         .order_by(WebhookDelivery.attempt)).all()
-        state = s.get(Job, uuid.UUID(job["id"])).webhook_state
-    assert [tuple(r) for r in rows] == [(1, 500), (2, 503), (3, 200)]
+
+    def recorded() -> tuple[list[tuple], str]:
+        with session_scope() as s:
+            rows = s.execute(select(WebhookDelivery.attempt, WebhookDelivery.status_code)
+                             .where(WebhookDelivery.job_id == uuid.UUID(job["id"]))
+                             .order_by(WebhookDelivery.attempt)).all()
+            return [tuple(r) for r in rows], s.get(Job, uuid.UUID(job["id"])).webhook_state
+
+    # the worker records an attempt once the receiver has answered it: the last one lands just after
+    rows, state = wait_until(lambda: (r := recorded())[1] != "pending" and r, 30, 0.2, "the delivery recorded")
+    assert rows == [(1, 500), (2, 503), (3, 200)]
     assert state == "delivered"
 
 
