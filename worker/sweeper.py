@@ -4,11 +4,11 @@
   that long ago: the API sends right after its commit) → enqueue again, if their restore queue is empty
   in Redis or their message is in neither that queue's list nor kombu's unacked set
   (``queue.restore_messages``): a long backlog is waiting, not lost, and re-sending it every sweep
-  would multiply it; but one client's lost messages must not wait until
-  every other client's work has drained (they still count against its fair-dispatch cap, so nothing
-  else of that client would be sent). A queue too long to read (``queue.SCAN_MAX``) is a backlog:
-  then only the empty-queue rule applies. Batch items not sent yet are waiting for their client's
-  turn, not lost: the sweep runs the fair dispatcher (db/dispatch.py) for them;
+  would multiply it; but one client's lost messages must not wait until every other client's work has
+  drained (they still count against its fair-dispatch cap, so nothing else of that client would be
+  sent). A queue too long to read (``queue.SCAN_MAX``) is a backlog: then only the empty-queue rule
+  applies. Batch items not sent yet are waiting for their client's turn, not lost: the sweep runs the
+  fair dispatcher (db/dispatch.py) for them;
 * running jobs whose lease expired (their worker died or hung) → back to queued and enqueue, or
   ``failed/attempts_exhausted`` once MAX_ATTEMPTS is reached (both counted in ``portrait_jobs_total`` on
   this worker's exporter, as ``requeued/lease_expired`` and ``failed/attempts_exhausted``: the worker that

@@ -203,7 +203,6 @@ def test_a_chunk_killed_midway_saves_where_it_stopped(mini_pack: Path, tmp_path:
     assert f"0 → {iteration}" in log_md.read_text()
 
 
-
 def test_validation_can_score_the_masks_the_service_parses(mini_pack: Path) -> None:
     """``data.val_mask: degraded`` conditions validation on the landmark parser's masks of the degraded
     faces (what a served face gets), ``none`` on no mask, ``clean`` on the faces' own."""
