@@ -403,6 +403,19 @@ class RedisServer:
             self.popen.wait(10)
 
 
+def _reset(sock: socket.socket) -> None:
+    """Drop a connection as a host that went away does: its peer reads an error at once.
+
+    shutdown() first: close() alone does not release a socket another thread is blocked in recv() on
+    (the pump's), so nothing would reach the peer, whose next query would then wait for an answer
+    forever; the close after it, with linger 0, sends the RST.
+    """
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
 class TcpProxy:
     """Forwards a loopback port to ``target_port``. ``cut()`` resets every connection and stops
     listening (what clients see when a database host goes down); ``restore()`` listens again."""
@@ -419,7 +432,8 @@ class TcpProxy:
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         ls.bind(("127.0.0.1", self.port))
         ls.listen(128)
-        self._listener = ls
+        with self._lock:
+            self._listener = ls
         threading.Thread(target=self._accept, args=(ls,), daemon=True).start()
 
     def _accept(self, ls: socket.socket) -> None:
@@ -435,6 +449,10 @@ class TcpProxy:
                 down.close()
                 continue
             with self._lock:
+                if self._listener is not ls:  # cut while this one was being accepted: it never got through
+                    for sock in (down, up):
+                        _reset(sock)
+                    return
                 self._socks.update((down, up))
             for a, b in ((down, up), (up, down)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
@@ -450,15 +468,17 @@ class TcpProxy:
                 sock.shutdown(socket.SHUT_RDWR)
 
     def cut(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
         with self._lock:
+            ls, self._listener = self._listener, None
             socks, self._socks = self._socks, set()
-        for sock in socks:
+        if ls is not None:
+            # close() alone would not wake the thread blocked in accept(): the kernel would go on
+            # listening, and the next client would get through the "outage"
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                sock.close()  # linger 0: an RST, as from a host that went away
+                ls.shutdown(socket.SHUT_RDWR)
+            ls.close()
+        for sock in socks:
+            _reset(sock)
 
     close = cut
 
