@@ -138,6 +138,11 @@ class Settings(BaseSettings):
     lease_s: int = Field(60, description="A running job whose heartbeat is older is presumed dead.")
     heartbeat_s: float = Field(10.0, description="How often a running task renews its lease.")
     queued_stale_s: int = Field(120, description="A queued job older than this is re-enqueued.")
+    db_wait_s: float = Field(
+        60.0, ge=0, description="How long a GPU worker waits for an unreachable Postgres, retrying, to claim a job "
+                                "(then it gives the message back to Redis) or to record a finished job's outcome "
+                                "(then the job runs again); meanwhile it takes no other message, so an outage "
+                                "does not drain the queue.")
     sweep_interval_s: float = Field(30.0, description="How often the sweeper runs (Celery beat).")
     gpu_queue: str = Field("gpu", description="Interactive queue: single jobs (POST /v1/jobs).")
     gpu_bulk_queue: str = Field(

@@ -5,6 +5,12 @@ a finished job does nothing, and the outcome is recorded only if this attempt st
 While it runs, a heartbeat thread extends the job's lease; if the worker dies, the lease expires and
 the sweeper gives the job to another worker, up to MAX_ATTEMPTS. When a batch item's task ends, the
 fair dispatcher sends the next batch items (db/dispatch.py).
+
+While Postgres is unreachable the task waits (``DB_WAIT_S``, retrying) instead of failing at once: a
+claim that failed at once would drop its message and the worker would take the next one, emptying the
+whole queue in seconds and leaving every job to the sweeper's ``QUEUED_STALE_S``; an outcome not
+recorded would throw away a finished restoration. After the wait the message goes back to Redis, or the
+job is given back as on any transient error.
 """
 
 from __future__ import annotations
@@ -13,14 +19,16 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from billiard.exceptions import SoftTimeLimitExceeded
 from botocore.exceptions import BotoCoreError, ClientError
+from celery.exceptions import Reject
 from sqlalchemy.exc import OperationalError
 
 from db import jobs as jobs_db
-from db.jobs import ClaimOutcome
+from db.jobs import Claim, ClaimOutcome
 from db.models import InputSource, Job, JobStatus
 from db.session import session_scope
 from portrait import queue
@@ -39,6 +47,22 @@ from worker.restorer import get_restorer
 log = logging.getLogger("portrait.worker")
 
 TRANSIENT = (OperationalError, BotoCoreError, ConnectionError)
+T = TypeVar("T")
+
+
+def _wait_for_db(what: str, transaction: Callable[[], T], wait_s: float) -> T:
+    """Run ``transaction`` (a whole ``session_scope``), retrying with backoff while Postgres is
+    unreachable, for up to ``wait_s``; then the last OperationalError propagates."""
+    deadline, delay = time.monotonic() + wait_s, 0.5
+    while True:
+        try:
+            return transaction()
+        except OperationalError as e:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("%s: the database is unavailable (%s); retrying in %.1f s", what, type(e).__name__, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 class _Heartbeat(threading.Thread):
@@ -98,15 +122,24 @@ def _restore(self: Any, job_id: str) -> str:
     settings = get_settings()
     jid = uuid.UUID(job_id)
     worker = self.request.hostname or "worker"
-    if settings.fetch_url_inputs_on_cpu and _needs_fetch(jid):
-        queue.enqueue_fetch(jid)
-        return "fetching"
-    with session_scope() as s:
-        claim = jobs_db.claim(s, jid, worker=worker, lease_s=settings.lease_s,
-                              max_attempts=settings.max_attempts)
-        if claim.outcome == ClaimOutcome.exhausted:
-            job = jobs_db.fail(s, jid, "attempts_exhausted",
-                               f"gave up after {claim.job.attempts} attempts", worker=worker)
+
+    def claim_it() -> tuple[Claim, Job | None]:
+        with session_scope() as s:
+            claim = jobs_db.claim(s, jid, worker=worker, lease_s=settings.lease_s,
+                                  max_attempts=settings.max_attempts)
+            if claim.outcome != ClaimOutcome.exhausted:
+                return claim, None
+            return claim, jobs_db.fail(s, jid, "attempts_exhausted",
+                                       f"gave up after {claim.job.attempts} attempts", worker=worker)
+
+    try:
+        if settings.fetch_url_inputs_on_cpu and _wait_for_db("reading the job", lambda: _needs_fetch(jid),
+                                                             settings.db_wait_s):
+            queue.enqueue_fetch(jid)
+            return "fetching"
+        claim, job = _wait_for_db("claim", claim_it, settings.db_wait_s)
+    except OperationalError as e:  # still down: the message goes back to Redis, not to the sweeper
+        raise Reject(f"database unavailable: {type(e).__name__}", requeue=True) from e
     if claim.outcome == ClaimOutcome.exhausted:
         metrics.job_finished("failed", "attempts_exhausted")
         queue.send_notices(job)
@@ -133,14 +166,17 @@ def _restore(self: Any, job_id: str) -> str:
         get_storage().put(key, result.data, CONTENT_TYPES.get(fmt, "application/octet-stream"))
         timings = dict(result.timings)
         timings["job_total"] = round((time.perf_counter() - t0) * 1000, 1)
-        with session_scope() as s:
-            done = jobs_db.succeed(
-                s, jid, attempt, worker=worker, output_key=key, output_content_type=CONTENT_TYPES.get(fmt),
-                output_width=result.width, output_height=result.height,
-                model_version=result.model_version, timings=timings, faces=result.faces,
-            )
-            if done is None:
-                current = s.get(Job, jid)
+
+        def record() -> tuple[Job | None, Job | None]:
+            with session_scope() as s:
+                done = jobs_db.succeed(
+                    s, jid, attempt, worker=worker, output_key=key, output_content_type=CONTENT_TYPES.get(fmt),
+                    output_width=result.width, output_height=result.height,
+                    model_version=result.model_version, timings=timings, faces=result.faces,
+                )
+                return done, (s.get(Job, jid) if done is None else None)
+
+        done, current = _wait_for_db("recording the result", record, settings.db_wait_s)
         if done is None:
             # Lost the CAS: canceled meanwhile (drop the result) or taken over after our lease expired
             # (the other attempt writes the same deterministic key, so leave it).
