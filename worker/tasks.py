@@ -26,6 +26,7 @@ from billiard.exceptions import SoftTimeLimitExceeded
 from botocore.exceptions import BotoCoreError, ClientError
 from celery.exceptions import Reject
 from sqlalchemy.exc import OperationalError
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_before_delay, wait_exponential
 
 from db import jobs as jobs_db
 from db.jobs import Claim, ClaimOutcome
@@ -51,18 +52,16 @@ T = TypeVar("T")
 
 
 def _wait_for_db(what: str, transaction: Callable[[], T], wait_s: float) -> T:
-    """Run ``transaction`` (a whole ``session_scope``), retrying with backoff while Postgres is
-    unreachable, for up to ``wait_s``; then the last OperationalError propagates."""
-    deadline, delay = time.monotonic() + wait_s, 0.5
-    while True:
-        try:
-            return transaction()
-        except OperationalError as e:
-            if time.monotonic() + delay > deadline:
-                raise
-            log.warning("%s: the database is unavailable (%s); retrying in %.1f s", what, type(e).__name__, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    """Run ``transaction`` (a whole ``session_scope``), retrying with backoff (0.5 s doubling, at most
+    5 s) while Postgres is unreachable, for up to ``wait_s``; then the last OperationalError propagates."""
+
+    def warn(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning("%s: the database is unavailable (%s); retrying in %.1f s", what, type(exc).__name__,
+                    state.upcoming_sleep)
+
+    return Retrying(retry=retry_if_exception_type(OperationalError), wait=wait_exponential(0.5, max=5.0),
+                    stop=stop_before_delay(wait_s), before_sleep=warn, reraise=True)(transaction)
 
 
 class _Heartbeat(threading.Thread):
