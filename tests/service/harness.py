@@ -406,9 +406,10 @@ class RedisServer:
 def _reset(sock: socket.socket) -> None:
     """Drop a connection as a host that went away does: its peer reads an error at once.
 
-    shutdown() first: close() alone does not release a socket another thread is blocked in recv() on
-    (the pump's), so nothing would reach the peer, whose next query would then wait for an answer
-    forever; the close after it, with linger 0, sends the RST.
+    shutdown() first: close() alone does not release a socket another thread is blocked in recv() or
+    accept() on (a pump's, the listener's), so nothing would reach the peer, whose next query would then
+    wait for an answer forever (or the next client would get through); the close after it, with linger
+    0, sends the RST.
     """
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
@@ -472,11 +473,7 @@ class TcpProxy:
             ls, self._listener = self._listener, None
             socks, self._socks = self._socks, set()
         if ls is not None:
-            # close() alone would not wake the thread blocked in accept(): the kernel would go on
-            # listening, and the next client would get through the "outage"
-            with contextlib.suppress(OSError):
-                ls.shutdown(socket.SHUT_RDWR)
-            ls.close()
+            _reset(ls)  # shut down first, or the thread blocked in accept() would go on listening
         for sock in socks:
             _reset(sock)
 
