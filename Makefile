@@ -70,9 +70,12 @@ flower: install
 dev: install services
 	scripts/dev.sh
 
-# The commercial (CC-BY-4.0) training pack in data/pack (ignored: third-party faces), ~3 min.
+# The commercial training pack (CC-BY-4.0 London/Canada + public-domain US Congress, ~650 faces of ~540
+# people) in data/pack and the evaluation-only out-of-distribution pack in data/ood (both ignored:
+# third-party faces); each has report.md, rejects.tsv and contact sheets. ~8 min on 2 cores.
 pack: install
-	$(BIN)/python scripts/make_pack.py --out data/pack --size 512 --sources commercial
+	$(BIN)/python scripts/make_pack.py --out data/pack --size 512 --pack commercial
+	$(BIN)/python scripts/make_pack.py --out data/ood --size 512 --pack ood
 
 # One CPU training chunk: niced, resumes from training/resume/, ends by itself after MINUTES, writes the
 # compact checkpoint + LOG.md row back (scripts/train_chunk.sh). Commit training/ afterwards.

@@ -26,7 +26,7 @@ export PYTHONUNBUFFERED=1
 start=$(date +%s)
 
 if [ ! -f "$PACK/manifest.csv" ]; then
-  nice -n "$NICE" $PY scripts/make_pack.py --out "$PACK" --size 512 --sources commercial
+  nice -n "$NICE" $PY scripts/make_pack.py --out "$PACK" --size 512 --pack commercial
 fi
 args=(--out "$OUT" --pack "$PACK")
 if [ -n "$ITERS" ]; then args+=(--max-iters "$ITERS"); fi

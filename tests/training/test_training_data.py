@@ -4,6 +4,7 @@ split by person."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def _make_pack_module():
     spec = importlib.util.spec_from_file_location("make_pack", ROOT / "scripts" / "make_pack.py")
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up
     spec.loader.exec_module(mod)
     return mod
 
