@@ -1,25 +1,36 @@
-"""Evaluate a generator against baselines on faces it never saw.
+"""Evaluate a candidate generator against the input, the classical stand-in and the shipped model.
 
-* Validation split of the pack, degraded with each preset (gfpgan, heavy, mixed) at fixed seeds:
-  PSNR, SSIM, identity cosine to the ground truth, NIQE.
-* ``$FACES_DIR/wild/cropped`` (real degraded aligned faces, no ground truth): NIQE.
-* Methods: ``input`` (the degraded face as is, up-sampled back to 512 bicubic/bilinear by the degradation),
-  ``classical`` (restoration.classical.ClassicalFaceRestorer: bilateral denoise + unsharp mask) and
-  ``ours`` (a generator checkpoint: ``--model g_ema.safetensors``, or a training checkpoint folder).
-* ``ours`` with each mask source of ``--masks``: ``clean`` (the parser on the clean face: the training
-  condition), ``degraded`` (the parser on the degraded input: what the service sees), ``none`` (the
-  mask-free path) and ``restored`` (two passes: the parser on ours' mask-free output, which is cleaner to
-  parse than the input). Wild faces have no clean face: they get the other sources.
+Two sets of faces, each degraded with every preset (gfpgan, heavy, mixed) at fixed seeds:
 
-Writes ``<out>/eval.md`` (a markdown table) and ``<out>/grid_<preset>.png`` (input | classical | ours | GT).
+* ``val`` — the training pack's validation people (person-disjoint from training; ``data/pack``);
+* ``ood`` — faces of sources no training pack ever holds (CelebA-HQ, FFHQ, idinvert; ``data/ood``, built by
+  ``scripts/make_pack.py --pack ood``): other people, other photographers, other alignment and colour.
 
-    .venv/bin/python scripts/evaluate.py --model none --out out/eval
-    .venv/bin/python scripts/evaluate.py --model out/run/g_ema.safetensors --out out/eval
+Per method and preset: PSNR, SSIM, the **independent identity judge** (dlib's ResNet, never trained
+against: ``restoration/judge.py``) as the share of faces still recognised (distance < 0.6) and the mean
+distance, MobileFaceNet cosine (the training loss's network: a second, flattering figure) and NIQE. NIQE of
+``$FACES_DIR/wild/cropped`` (real degraded faces, no ground truth) too.
+
+Methods: ``input`` (the degraded face, back at 512 by the degradation's up-sampling), ``classical``
+(bilateral denoise + unsharp mask), ``shipped`` (``--shipped``, default the committed weights) and
+``candidate`` (``--model``: g_ema.safetensors or a training checkpoint folder). Learned models get masks
+from ``--masks``: ``degraded`` (the parser on the degraded input: the served path, default), ``clean``
+(the parser on the clean face: the training condition), ``none``, ``restored`` (the parser on the
+model's mask-free output); with several, the candidate gets a row per source and the shipped model the first.
+
+The ship rule reads the judge: the candidate ships only if, on both sets and every preset, it recognises at
+least the shipped model's share and its mean distance is no larger. The script prints that verdict and the
+issue's targets against the input. Writes ``<out>/eval.md``, ``<out>/eval.json`` and
+``<out>/grid_<set>_<preset>.png`` (columns: the methods, then the ground truth).
+
+    .venv/bin/python scripts/evaluate.py --out out/eval                          # input, classical, shipped
+    .venv/bin/python scripts/evaluate.py --model training/resume --out out/eval  # + the candidate
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +41,7 @@ import torch
 
 from restoration.degrade import degrade
 from restoration.generator import from_model, generator_mask, to_model
+from restoration.judge import SAME_PERSON, IdentityJudge
 from restoration.metrics import IdentityScorer, niqe, psnr, ssim
 from restoration.paths import default_faces_dir, default_weights_dir
 from restoration.training.data import read_labels, read_pack, read_rgb
@@ -37,7 +49,11 @@ from restoration.training.data import read_labels, read_pack, read_rgb
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ("gfpgan", "heavy", "mixed")
 MASK_SOURCES = ("clean", "degraded", "none", "restored")
+SHIPPED = ROOT / "restoration" / "weights" / "restorer.safetensors"
 SIZE = 512
+FIGURES = ("psnr", "ssim", "recognised", "id_dist", "mfn_cos", "niqe")
+HEADER = ("| set / preset / method | PSNR ↑ | SSIM ↑ | recognised (dlib) ↑ | id distance (dlib) ↓ "
+          "| MobileFaceNet cos ↑ | NIQE ↓ |")
 
 Method = Callable[[np.ndarray, np.ndarray | None], np.ndarray]  # (N×S×S×3 uint8, labels or None) -> uint8
 
@@ -82,105 +98,195 @@ def model_method(path: Path, device: str, batch: int = 4) -> Method:
     return run
 
 
-def _row(name: str, vals: dict[str, list[float]]) -> str:
-    cells = [f"{np.mean(vals[k]):.3f}" if vals.get(k) else "–" for k in ("psnr", "ssim", "id_cos", "niqe")]
-    return f"| {name} | " + " | ".join(cells) + " |"
+def _cell(vals: dict[str, float], k: str) -> str:
+    v = vals.get(k)
+    return "–" if v is None else f"{v:.3f}" if k not in ("psnr", "niqe") else f"{v:.2f}"
+
+
+def _row(name: str, vals: dict[str, float]) -> str:
+    return f"| {name} | " + " | ".join(_cell(vals, k) for k in FIGURES) + " |"
+
+
+def ship_verdict(results: dict[str, dict[str, dict[str, float]]], cand: str, shipped: str) -> tuple[bool, list[str]]:
+    """Whether ``cand`` recognises ≥ and its mean distance ≤ ``shipped``'s on every set and preset."""
+    ok, lines = True, []
+    for key, methods in results.items():
+        if cand not in methods or shipped not in methods or "/" not in key:
+            continue
+        c, s = methods[cand], methods[shipped]
+        good = c["recognised"] >= s["recognised"] and c["id_dist"] <= s["id_dist"]
+        ok &= good
+        lines.append(f"| {key} | {s['recognised']:.3f} / {s['id_dist']:.3f} | {c['recognised']:.3f} / "
+                     f"{c['id_dist']:.3f} | {'yes' if good else '**no**'} |")
+    return ok, lines
+
+
+def target_lines(results: dict[str, dict[str, dict[str, float]]], method: str, clean_niqe: dict[str, float]
+                 ) -> list[str]:
+    """The model issue's targets for ``method``, against the input in the same run."""
+    out = []
+    for key, methods in results.items():
+        if method not in methods or "/" not in key:
+            continue
+        set_name, preset = key.split(" / ")
+        m, i = methods[method], methods["input"]
+        need = i["recognised"] + (0.10 if preset == "heavy" else 0.0)
+        checks = [f"recognised {m['recognised']:.3f} ≥ {need:.3f}: {'yes' if m['recognised'] >= need else 'no'}",
+                  f"distance {m['id_dist']:.3f} < {i['id_dist']:.3f}: {'yes' if m['id_dist'] < i['id_dist'] else 'no'}",
+                  f"NIQE {m['niqe']:.2f} ≤ {clean_niqe[set_name] + 1.5:.2f}: "
+                  f"{'yes' if m['niqe'] <= clean_niqe[set_name] + 1.5 else 'no'}"]
+        if preset == "gfpgan":
+            ok = m["psnr"] >= i["psnr"] - 0.3
+            checks.append(f"PSNR {m['psnr']:.2f} ≥ {i['psnr'] - 0.3:.2f}: {'yes' if ok else 'no'}")
+        out.append(f"| {key} | " + "; ".join(checks) + " |")
+    return out
 
 
 def main() -> None:
     faces_dir = default_faces_dir()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="none", help="g_ema.safetensors, a training checkpoint folder, or none")
+    ap.add_argument("--model", default="none", help="candidate: g_ema.safetensors, a training checkpoint folder, "
+                    "or none")
+    ap.add_argument("--shipped", default=str(SHIPPED), help="the shipped weights to compare with, or none")
     ap.add_argument("--pack", type=Path, default=ROOT / "data" / "pack")
+    ap.add_argument("--ood", type=Path, default=ROOT / "data" / "ood",
+                    help="the out-of-distribution pack (scripts/make_pack.py --pack ood), or none")
     ap.add_argument("--wild", type=Path, default=faces_dir / "wild" / "cropped")
     ap.add_argument("--weights-dir", type=Path, default=default_weights_dir())
-    ap.add_argument("--masks", default="clean,degraded,none",
-                    help="comma-separated mask sources for ours: clean, degraded, none, restored")
-    ap.add_argument("--limit", type=int, default=0, help="at most this many validation faces (0 = all)")
+    ap.add_argument("--masks", default="degraded",
+                    help="comma-separated mask sources for the learned models: degraded, clean, none, restored")
+    ap.add_argument("--presets", default=",".join(PRESETS))
+    ap.add_argument("--limit", type=int, default=0, help="at most this many faces per set (0 = all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "eval")
     args = ap.parse_args()
     t0 = time.time()
-
-    entries = read_pack(args.pack, "val")
-    if args.limit:
-        entries = entries[: args.limit]
-    gt = np.stack([read_rgb(e.face, SIZE) for e in entries])
     modes = [m.strip() for m in args.masks.split(",") if m.strip()]
     if not modes or set(modes) - set(MASK_SOURCES):
         ap.error(f"--masks: a comma-separated list of {', '.join(MASK_SOURCES)}")
-    clean = np.stack([read_labels(e.mask, SIZE) for e in entries]) if all(e.mask for e in entries) else None
-    if "clean" in modes and clean is None:
-        ap.error(f"--masks clean: {args.pack} has no masks/ (scripts/make_pack.py --masks landmarks)")
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    if not presets or set(presets) - set(PRESETS):
+        ap.error(f"--presets: a comma-separated list of {', '.join(PRESETS)}")
+    sets = {"val": args.pack}
+    if str(args.ood) != "none":
+        if not (args.ood / "manifest.csv").is_file():
+            ap.error(f"{args.ood}: no out-of-distribution pack; build it with `make pack` "
+                     "(scripts/make_pack.py --out data/ood --pack ood) or pass --ood none")
+        sets["ood"] = args.ood
+
     parser = None
     if {"degraded", "restored"} & set(modes):
         from restoration.parsing import get_parser
 
         parser = get_parser("landmarks", weights_dir=args.weights_dir)
-    methods: dict[str, Method] = {"input": lambda f, _l: f, "classical": classical_method()}
-    ours = model_method(Path(args.model), args.device) if args.model != "none" else None
-    runs: list[tuple[str, Method, str]] = [(name, fn, "none") for name, fn in methods.items()]
-    free: list[tuple[np.ndarray, np.ndarray]] = []  # ours' mask-free output for the last faces asked
+    runs: list[tuple[str, Method, str]] = [("input", lambda f, _l: f, "none"),
+                                           ("classical", classical_method(), "none")]
+    free: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # each model's mask-free output for the last faces
 
-    def ours_free(faces: np.ndarray, _labels: np.ndarray | None = None) -> np.ndarray:
-        """Ours without masks, run once per set of faces: both ``none`` and ``restored`` need it."""
-        if not free or free[0][0] is not faces:
-            free[:] = [(faces, ours(faces, None))]
-        return free[0][1]
+    def learned(name: str, fn: Method) -> Method:
+        def mask_free(faces: np.ndarray, _labels: np.ndarray | None = None) -> np.ndarray:
+            if name not in free or free[name][0] is not faces:
+                free[name] = (faces, fn(faces, None))
+            return free[name][1]
+        return mask_free
 
-    if ours is not None:
-        runs += [("ours" if len(modes) == 1 else f"ours, {m} masks", ours_free if m == "none" else ours, m)
-                 for m in modes]
+    models: dict[str, Method] = {}
+    if args.shipped != "none":
+        models["shipped"] = model_method(Path(args.shipped), args.device)
+        runs.append(("shipped", models["shipped"], modes[0]))
+    if args.model != "none":
+        models["candidate"] = model_method(Path(args.model), args.device)
+        for m in modes:
+            name = "candidate" if len(modes) == 1 else f"candidate, {m} masks"
+            runs.append((name, learned("candidate", models["candidate"]) if m == "none" else models["candidate"], m))
 
-    def labels_for(mode: str, faces: np.ndarray) -> np.ndarray | None:
-        """Masks for ``faces`` from one source; ``clean`` is the validation faces' own."""
+    def labels_for(mode: str, faces: np.ndarray, clean: np.ndarray | None, model: str) -> np.ndarray | None:
         if mode == "clean":
             return clean
         if mode == "degraded" and parser is not None:
             return parser.parse(faces)
-        if mode == "restored" and parser is not None and ours is not None:
-            return parser.parse(ours_free(faces))
+        if mode == "restored" and parser is not None and model in models:
+            return parser.parse(learned(model, models[model])(faces))
         return None
-    scorer = IdentityScorer(args.weights_dir)
-    args.out.mkdir(parents=True, exist_ok=True)
 
-    lines = [f"Validation split: {len(entries)} faces of {len({e.person for e in entries})} people never "
-             f"trained on; wild: {args.wild.name}. Model: `{args.model}`. Masks for ours: {', '.join(modes)}.",
-             "",
-             "| preset / method | PSNR ↑ | SSIM ↑ | identity cos ↑ | NIQE ↓ |", "|---|---|---|---|---|",
-             _row("ground truth (reference)", {"niqe": [niqe(a, args.weights_dir) for a in gt]})]
-    for preset in PRESETS:
-        lq = np.stack([degrade(f, preset, np.random.default_rng([args.seed, i])) for i, f in enumerate(gt)])
-        outs = {}
-        parsed: dict[str, np.ndarray | None] = {}
-        for name, fn, mode in runs:
-            if mode not in parsed:
-                parsed[mode] = labels_for(mode, lq)
-            out = outs[name] = fn(lq, parsed[mode])
-            vals = {"psnr": [psnr(a, b) for a, b in zip(out, gt, strict=True)],
-                    "ssim": [ssim(a, b) for a, b in zip(out, gt, strict=True)],
-                    "id_cos": list(scorer.cosine(out, gt)),
-                    "niqe": [niqe(a, args.weights_dir) for a in out]}
-            lines.append(_row(f"{preset} / {name}", vals))
-        n = min(6, len(gt))
-        cols = list(outs.values()) + [gt]
-        grid = np.concatenate([np.concatenate([c[i] for c in cols], 1) for i in range(n)], 0)
-        cv2.imwrite(str(args.out / f"grid_{preset}.png"), cv2.resize(grid[..., ::-1], None, fx=0.5, fy=0.5,
-                                                                    interpolation=cv2.INTER_AREA))
+    scorer, judge = IdentityScorer(args.weights_dir), IdentityJudge()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    clean_niqe: dict[str, float] = {}
+    lines = [HEADER, "|---|---|---|---|---|---|---|"]
+    described = []
+    for set_name, pack in sets.items():
+        entries = read_pack(pack, "val")
+        if args.limit:
+            entries = entries[: args.limit]
+        gt = np.stack([read_rgb(e.face, SIZE) for e in entries])
+        clean = np.stack([read_labels(e.mask, SIZE) for e in entries]) if all(e.mask for e in entries) else None
+        if "clean" in modes and clean is None:
+            ap.error(f"--masks clean: {pack} has no masks/ (scripts/make_pack.py --masks landmarks)")
+        ref = judge.reference(gt)
+        clean_niqe[set_name] = float(np.mean([niqe(a, args.weights_dir) for a in gt]))
+        results[f"{set_name} clean"] = {"ground truth": {"niqe": clean_niqe[set_name]}}
+        lines.append(_row(f"{set_name} / ground truth", {"niqe": clean_niqe[set_name]}))
+        sources = sorted({e.source for e in entries})
+        described.append(f"`{set_name}`: {len(entries)} faces of {len({e.person for e in entries})} people "
+                         f"({', '.join(sources)})")
+        for preset in presets:
+            lq = np.stack([degrade(f, preset, np.random.default_rng([args.seed, i])) for i, f in enumerate(gt)])
+            outs, parsed = {}, {}
+            key = f"{set_name} / {preset}"
+            results[key] = {}
+            for name, fn, mode in runs:
+                owner = "candidate" if name.startswith("candidate") else name
+                if (mode, owner) not in parsed:
+                    parsed[mode, owner] = labels_for(mode, lq, clean, owner)
+                out = outs[name] = fn(lq, parsed[mode, owner])
+                dist = judge.distances(out, ref)
+                vals = {"psnr": float(np.mean([psnr(a, b) for a, b in zip(out, gt, strict=True)])),
+                        "ssim": float(np.mean([ssim(a, b) for a, b in zip(out, gt, strict=True)])),
+                        "recognised": float(np.mean(dist < SAME_PERSON)), "id_dist": float(dist.mean()),
+                        "mfn_cos": float(np.mean(scorer.cosine(out, gt))),
+                        "niqe": float(np.mean([niqe(a, args.weights_dir) for a in out]))}
+                results[key][name] = vals
+                lines.append(_row(f"{key} / {name}", vals))
+            n = min(6, len(gt))
+            cols = list(outs.values()) + [gt]
+            grid = np.concatenate([np.concatenate([c[i] for c in cols], 1) for i in range(n)], 0)
+            cv2.imwrite(str(args.out / f"grid_{set_name}_{preset}.png"),
+                        cv2.resize(grid[..., ::-1], None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
+            print(f"{key}: done ({time.time() - t0:.0f} s)", flush=True)
     wild_files = sorted(p for p in args.wild.glob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
     if wild_files:
         wild = np.stack([read_rgb(p, SIZE) for p in wild_files])
-        wild_labels = {m: labels_for(m, wild) for m in {mode for _, _, mode in runs if mode != "clean"}}
         for name, fn, mode in runs:
             if mode == "clean":  # no clean face to parse
                 continue
-            out = fn(wild, wild_labels[mode])
-            lines.append(_row(f"wild ({len(wild)}) / {name}", {"niqe": [niqe(a, args.weights_dir) for a in out]}))
-    lines += ["", f"Columns of grid_<preset>.png: {' | '.join(n for n, _, _ in runs)} | GT. "
-              f"Took {time.time() - t0:.0f} s on {args.device}."]
-    (args.out / "eval.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+            owner = "candidate" if name.startswith("candidate") else name
+            out = fn(wild, labels_for(mode, wild, None, owner))
+            v = float(np.mean([niqe(a, args.weights_dir) for a in out]))
+            results.setdefault(f"wild ({len(wild)})", {})[name] = {"niqe": v}
+            lines.append(_row(f"wild ({len(wild)}) / {name}", {"niqe": v}))
+
+    head = [f"Sets: {'; '.join(described)}; wild: {args.wild.name}. Candidate: `{args.model}`; shipped: "
+            f"`{args.shipped}`. Masks for the learned models: {', '.join(modes)}. Recognised = dlib ResNet "
+            f"distance to the ground truth < {SAME_PERSON} (the independent judge).", ""]
+    tail = ["", f"Columns of grid_<set>_<preset>.png: {' | '.join(n for n, _, _ in runs)} | GT. "
+            f"Took {time.time() - t0:.0f} s on {args.device}."]
+    cand = next((n for n, _, m in runs if n.startswith("candidate") and m == modes[0]), None)
+    if cand and "shipped" in models:
+        ok, rows = ship_verdict(results, cand, "shipped")
+        tail += ["", "Ship rule (the independent judge on both sets, every preset): "
+                 f"**{'the candidate may ship' if ok else 'keep the shipped model'}**.", "",
+                 "| set / preset | shipped: recognised / distance | candidate | candidate ≥ shipped |",
+                 "|---|---|---|---|", *rows]
+    best = cand or ("shipped" if "shipped" in models else None)
+    if best:
+        tail += ["", f"Targets for `{best}` against the input:", "", "| set / preset | checks |", "|---|---|",
+                 *target_lines(results, best, clean_niqe)]
+    text = "\n".join(head + lines + tail) + "\n"
+    (args.out / "eval.md").write_text(text)
+    (args.out / "eval.json").write_text(json.dumps(results, indent=1))
+    print(text)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ FORBIDDEN = [
     ("worker", "api", "api/ and worker/ never import each other (a CPU worker must not load FastAPI)"),
     ("portrait", "api", "portrait/'s shared modules sit below api/"),
     ("portrait", "worker", "portrait/'s shared modules sit below worker/"),
+    ("restoration.training", "restoration.judge", "training never sees the independent identity judge"),
+    ("restoration.training", "dlib", "training never sees the independent identity judge"),
 ]
 #: The ML core's light modules (no torch, OpenCV or numpy): the restore options, the formats and
 #: limits, where third-party data lives. api/ and portrait/ may import these and nothing else of it.
@@ -103,6 +105,7 @@ def test_the_layers_hold() -> None:
     ("worker.webhooks", "api.schemas"), ("db.dispatch", "portrait.queue"), ("api.app", "worker.tasks"),
     ("restoration.pipeline", "portrait.settings"), ("api.jobs", "restoration.pipeline"),
     ("portrait.settings", "restoration.image_io"), ("restoration.formats", "numpy"),
+    ("restoration.training.losses", "restoration.judge"), ("restoration.training.loop", "dlib"),
 ])
 def test_a_forbidden_edge_is_caught(importer: str, imported: str) -> None:
     assert violations({importer: {imported}}), f"{importer} -> {imported} should be refused"
