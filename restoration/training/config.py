@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from restoration.degrade import Option, Preset, Step
 from restoration.generator import GeneratorConfig
@@ -55,6 +55,16 @@ class LossConfig(_Section):
     adv_start: int = Field(0, ge=0)
     r1_gamma: float = Field(10.0, ge=0)
     r1_every: int = Field(16, gt=0)
+    #: DiffAugment policy applied to every D input, real and fake alike ("" = off): a comma-separated
+    #: subset of color, translation, cutout (restoration/training/diffaugment.py)
+    diffaug: str = ""
+
+    @field_validator("diffaug")
+    @classmethod
+    def _known_policy(cls, v: str) -> str:
+        from restoration.training.diffaugment import parse_policy
+
+        return ",".join(parse_policy(v))
 
 
 class OptimConfig(_Section):

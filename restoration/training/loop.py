@@ -47,6 +47,7 @@ from restoration.training import losses as L
 from restoration.training.checkpoint import load_checkpoint, restore_models, save_checkpoint
 from restoration.training.config import generator_config, preset_from_config
 from restoration.training.data import Augment, MaskPolicy, PairDataset, StepSampler, read_pack, worker_init
+from restoration.training.diffaugment import diff_augment
 from restoration.training.discriminator import Discriminator, DiscriminatorConfig
 from restoration.training.validation import Validator
 
@@ -173,6 +174,7 @@ class GanStep:
                     # one D pass over [fake; real]: D is frozen and the reals need no gradient
                     n = fake.shape[0]
                     both = torch.cat([fake, gt]) if lc["fm"] else fake
+                    both = diff_augment(both, lc.get("diffaug", ""), pairs=2 if lc["fm"] else 1)
                     logits, feats = disc(both, features=True)
                     if adv_on:
                         terms["adv"] = L.g_adv_loss(logits[:n])
@@ -193,7 +195,7 @@ class GanStep:
             with record_function("D (D step)"):
                 disc.requires_grad_(True)
                 with self.amp:
-                    logits = disc(torch.cat([gt, fake.detach()]))
+                    logits = disc(diff_augment(torch.cat([gt, fake.detach()]), lc.get("diffaug", ""), pairs=2))
                     ld = L.d_adv_loss(logits[: gt.shape[0]], logits[gt.shape[0]:])
             loss_d = ld
             if self.r1_due(it):
