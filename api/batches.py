@@ -24,10 +24,10 @@ from sqlalchemy import select
 
 from api import idempotency
 from api.auth import owned_or_404
-from api.deps import ClientDep, PageSize
+from api.deps import ClientDep, Cursor, PageSize
 from api.inputs import check_own_key, url_checker
 from api.openapi import errors
-from api.pagination import decode_cursor, encode_cursor, newest_first, newest_first_page
+from api.pagination import decode_index_cursor, encode_cursor, newest_first, newest_first_page
 from api.ratelimit import reserve_in_flight
 from api.schemas import BatchCreate, BatchCreated, BatchDetail, BatchList, JobList
 from db import batches as batches_db
@@ -113,19 +113,19 @@ def cancel_batch(batch_id: uuid.UUID, client: ClientDep) -> BatchObject:
         return batch_object(batch, batches_db.status_counts(s, batch_id))
 
 
-@router.get("/v1/batches/{batch_id}", response_model=BatchDetail, responses=errors("not_found", "invalid_request"))
+@router.get("/v1/batches/{batch_id}", response_model=BatchDetail,
+            responses=errors("not_found", "invalid_request", "invalid_cursor"))
 def get_batch(
     batch_id: uuid.UUID,
     client: ClientDep,
     limit: PageSize = 100,
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> BatchDetail:
     """Counts per status, progress, and a page of its jobs in item order (``jobs.next_cursor``)."""
     batch = owned_or_404(Batch, batch_id, client, "batch")
     q = select(Job).where(Job.batch_id == batch.id)
     if cursor:
-        (after,) = decode_cursor(cursor, 1)
-        q = q.where(Job.batch_index > int(after))
+        q = q.where(Job.batch_index > decode_index_cursor(cursor))
     with session_scope() as s:
         # The batch row before the counts: once it says completed, the counts read after it are final.
         batch = s.get(Batch, batch.id)
@@ -139,11 +139,11 @@ def get_batch(
     return BatchDetail(**batch_object(batch, counts).model_dump(), jobs=page)
 
 
-@router.get("/v1/batches", response_model=BatchList, responses=errors("invalid_request"))
+@router.get("/v1/batches", response_model=BatchList, responses=errors("invalid_request", "invalid_cursor"))
 def list_batches(
     client: ClientDep,
     limit: PageSize = 20,
-    cursor: str | None = None,
+    cursor: Cursor = None,
 ) -> BatchList:
     """This client's batches, newest first."""
     q = newest_first(select(Batch).where(Batch.client_id == client.id), Batch, cursor, limit)

@@ -17,6 +17,10 @@ from db.models import Client
 ClientDep = Annotated[Client, Depends(rate_limited_client)]
 #: ``?limit=`` of a list endpoint: 1 to 100 items a page.
 PageSize = Annotated[int, Query(ge=1, le=100)]
+#: ``?cursor=`` of a list endpoint: an opaque token, checked before any query (api/pagination.py).
+Cursor = Annotated[str | None, Query(description="Opaque token: the `next_cursor` of the previous page, passed "
+                                                 "back unchanged. Any other string is refused with 400 "
+                                                 "`invalid_cursor`; empty means the first page.")]
 
 #: A multipart submit has one file and a few fields (POST /v1/jobs); anything bigger is refused.
 FORM_LIMITS = {"max_files": 1, "max_fields": 10}

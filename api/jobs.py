@@ -25,7 +25,7 @@ from starlette.responses import Response
 
 from api import idempotency
 from api.auth import owned_or_404
-from api.deps import ClientDep, PageSize, request_form
+from api.deps import ClientDep, Cursor, PageSize, request_form
 from api.image_check import check_image_header
 from api.inputs import check_own_key, url_checker
 from api.openapi import PREFER_WAIT, SUBMIT_BODY, errors
@@ -202,11 +202,11 @@ def get_job(job_id: uuid.UUID, client: ClientDep) -> JobObject:
     return job_object(_own_job(job_id, client), get_storage())
 
 
-@router.get("/v1/jobs", response_model=JobList, responses=errors("invalid_request"))
+@router.get("/v1/jobs", response_model=JobList, responses=errors("invalid_request", "invalid_cursor"))
 def list_jobs(
     client: ClientDep,
     limit: PageSize = 20,
-    cursor: str | None = None,
+    cursor: Cursor = None,
     status: JobStatus | None = None,
 ) -> JobList:
     """Newest first. Pass ``next_cursor`` back as ``cursor`` for the next page (stable under inserts)."""

@@ -1,7 +1,9 @@
 """Opaque cursors for pagination (Stripe-style ``has_more`` + ``next_cursor``).
 
 A cursor encodes the sort key of the last row returned; the next page starts strictly after it, so
-pages are stable while new rows arrive. Clients must treat cursors as opaque strings.
+pages are stable while new rows arrive. Clients must treat cursors as opaque strings. Every cursor is
+checked here before it reaches a query — length, base64, JSON, shape, and each value's type and range —
+so a forged or damaged one is a 400 ``invalid_cursor``, never a database error.
 """
 
 from __future__ import annotations
@@ -22,15 +24,35 @@ def encode_cursor(*values: Any) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+#: a cursor this API issues is well under this; longer ones are refused before any decoding
+MAX_CURSOR_CHARS = 512
+#: Postgres ``integer`` (int4): a batch item index past it would be a DataError, not a page
+INT4_MAX = 2**31 - 1
+
+
+def _bad(why: str) -> ApiError:
+    return ApiError("invalid_cursor", f"malformed cursor ({why}); pass next_cursor back unchanged")
+
+
 def decode_cursor(cursor: str, n: int) -> list[Any]:
-    """The ``n`` values of a cursor, or 400 invalid_request."""
+    """The ``n`` JSON values of a cursor, or 400 ``invalid_cursor`` (never a 500, whatever the string)."""
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise _bad("too long")
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError as e:
-        raise ApiError("invalid_request", "malformed cursor") from e
+    except (ValueError, RecursionError) as e:  # binascii.Error, UnicodeDecodeError, JSONDecodeError
+        raise _bad("not base64 JSON") from e
     if not isinstance(values, list) or len(values) != n:
-        raise ApiError("invalid_request", "malformed cursor")
+        raise _bad(f"not a list of {n}")
     return values
+
+
+def decode_index_cursor(cursor: str) -> int:
+    """A cursor of one non-negative Postgres integer (a batch's item index), or 400 ``invalid_cursor``."""
+    (value,) = decode_cursor(cursor, 1)
+    if type(value) is not int or not 0 <= value <= INT4_MAX:  # bool, float, str, null, 1e30, 2**31 refused
+        raise _bad("not an item index")
+    return value
 
 
 def newest_first(q: Select, model: Any, cursor: str | None, limit: int) -> Select:
@@ -40,8 +62,10 @@ def newest_first(q: Select, model: Any, cursor: str | None, limit: int) -> Selec
         created, row_id = decode_cursor(cursor, 2)
         try:
             created, row_id = datetime.fromisoformat(created), uuid.UUID(row_id)
-        except (ValueError, TypeError) as e:
-            raise ApiError("invalid_request", "malformed cursor") from e
+        except (ValueError, TypeError, AttributeError) as e:
+            raise _bad("not a time and an id") from e
+        if created.tzinfo is None:  # every cursor we issue carries the offset; naive times compare wrongly
+            raise _bad("time without offset")
         q = q.where(or_(model.created_at < created, and_(model.created_at == created, model.id < row_id)))
     return q.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
 

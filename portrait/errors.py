@@ -21,6 +21,8 @@ CATALOGUE: dict[str, ErrorCode] = {e.code: e for e in [
     ErrorCode("unauthorized", 401, "Missing, malformed or unknown API key."),
     ErrorCode("not_found", 404, "No such resource for this client (other clients' resources are 404 too)."),
     ErrorCode("invalid_request", 400, "The request body or parameters are invalid; message says which."),
+    ErrorCode("invalid_cursor", 400, "A pagination cursor this API did not issue (forged, truncated or from "
+                                     "another listing); pass next_cursor back unchanged."),
     ErrorCode("validation_error", 422, "A field failed validation; message names it."),
     ErrorCode("empty_input", 400, "The uploaded file or object is zero bytes."),
     ErrorCode("payload_too_large", 413, "The upload exceeds MAX_UPLOAD_BYTES."),
