@@ -15,9 +15,14 @@ from __future__ import annotations
 
 import os
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess, values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from portrait.metrics_files import reserve_sample_files
+
+if not reserve_sample_files():  # a full disk under PROMETHEUS_MULTIPROC_DIR: in-memory values, no SIGBUS
+    values.ValueClass = values.MutexValue
 
 # --- API (api/metrics.py)
 HTTP_REQUESTS = Counter("portrait_http_requests_total", "HTTP requests answered, by route template and status.",

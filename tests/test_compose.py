@@ -103,3 +103,20 @@ def test_the_dashboard_only_queries_metrics_that_exist() -> None:
     assert used <= defined, used - defined
     assert {"portrait_jobs_total", "portrait_stage_seconds_bucket", "portrait_queue_depth",
             "portrait_webhook_deliveries_total", "portrait_http_requests_total"} <= used
+
+
+def test_alert_rules_name_only_exported_metrics() -> None:
+    from portrait import metrics
+    from worker.children import BookCollector
+
+    defined = {f"{m._name}{s}" for m in vars(metrics).values() if hasattr(m, "_name") and hasattr(m, "_type")
+               for s in ("", "_total", "_bucket", "_count", "_sum")}
+    defined |= {s.name for fam in BookCollector().collect() for s in fam.samples}
+    rules = yaml.safe_load((ROOT / "infra" / "alerts.yml").read_text())
+    exprs = [r["expr"] for g in rules["groups"] for r in g["rules"]]
+    used = {n for e in exprs for n in re.findall(r"\b(portrait_[a-z_]+)", e)}
+    assert {"portrait_worker_child_early_deaths_total", "portrait_worker_children_without_metrics"} <= used
+    assert used <= defined, used - defined
+    prom = yaml.safe_load((ROOT / "infra" / "prometheus.yml").read_text())
+    assert prom["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    assert "./infra/alerts.yml:/etc/prometheus/alerts.yml:ro" in SERVICES["prometheus"]["volumes"]

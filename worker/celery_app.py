@@ -9,6 +9,7 @@ the sweeper and retention run ``-Q fetch,webhooks,maintenance`` and never load t
 from __future__ import annotations
 
 import logging
+import os
 
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
 
@@ -18,6 +19,7 @@ from portrait.settings import get_settings
 app = make_celery()
 app.conf.include = ["worker.tasks", "worker.fetch", "worker.webhooks", "worker.sweeper", "worker.retention",
                     "worker.dispatch"]
+import worker.children  # noqa: E402, F401 - the children's book, made here in the parent before any fork
 import worker.metrics  # noqa: E402, F401 - its start-up signals: the exporter (WORKER_METRICS_PORT)
 
 log = logging.getLogger("portrait.worker")
@@ -35,8 +37,12 @@ def _log_format(logger: logging.Logger, **_: object) -> None:
 @worker_process_init.connect
 def _after_fork(**_: object) -> None:
     from db.session import dispose_engine
-    from worker import restorer
+    from portrait.metrics_files import reserve_sample_files
+    from worker import children, restorer
 
+    slot = children.on_child_start()  # counts early deaths, backs off after a run of them
+    if not reserve_sample_files():  # a full disk: no metric samples rather than a SIGBUS
+        children.BOOK.without_metric_files(slot, os.getpid())
     dispose_engine()  # never share the parent's DB connections
     s = get_settings()
     if {s.gpu_queue, s.gpu_bulk_queue} & _consumed_queues():

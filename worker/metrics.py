@@ -6,6 +6,10 @@ at an empty private directory (unless set); every process then writes its sample
 and the exporter the parent starts on WORKER_METRICS_PORT (``worker_init``) merges them per scrape. A
 child that exits has its live gauges dropped (``worker_process_shutdown``). With WORKER_METRICS_PORT 0
 nothing is exported and the samples stay in memory.
+
+A full disk under that directory must not kill a child: each child first reserves its sample files
+(portrait/metrics_files.py) and, without room, runs without samples — its jobs go on and
+``portrait_worker_children_without_metrics`` says so (worker/children.py) — instead of dying of SIGBUS.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 from celery.signals import celeryd_init, worker_init, worker_process_shutdown
 
+from portrait.metrics_files import samples_on
 from portrait.settings import get_settings
 
 log = logging.getLogger("portrait.worker")
@@ -51,8 +56,11 @@ def _start_exporter(**_: Any) -> None:
     from prometheus_client import start_http_server
 
     from portrait.metrics import exposition_registry
+    from worker.children import BookCollector
 
-    start_http_server(s.worker_metrics_port, addr=s.worker_metrics_host, registry=exposition_registry())
+    registry = exposition_registry()
+    registry.register(BookCollector())
+    start_http_server(s.worker_metrics_port, addr=s.worker_metrics_host, registry=registry)
     log.info("metrics on http://%s:%d/metrics (%s)", s.worker_metrics_host, s.worker_metrics_port,
              os.environ.get(ENV, "single process"))
 
@@ -67,12 +75,16 @@ def _child_exited(pid: int | None = None, **_: Any) -> None:
 
 def job_started() -> None:
     """A job is being restored in this process (``portrait_jobs_in_flight``)."""
+    if not samples_on():
+        return
     from portrait.metrics import IN_FLIGHT
 
     IN_FLIGHT.inc()
 
 
 def job_left() -> None:
+    if not samples_on():
+        return
     from portrait.metrics import IN_FLIGHT
 
     IN_FLIGHT.dec()
@@ -83,6 +95,8 @@ def job_finished(outcome: str, error_code: str = "", *, seconds: float | None = 
     """Record a job that left a worker: ``succeeded`` (with the pipeline ``result``), ``failed``
     (with its code), ``requeued`` (a transient error, or ``lease_expired`` from the sweeper) or
     ``discarded`` (canceled while it ran)."""
+    if not samples_on():
+        return
     from portrait import metrics as m
 
     m.JOBS.labels(outcome, error_code).inc()
@@ -96,6 +110,8 @@ def job_finished(outcome: str, error_code: str = "", *, seconds: float | None = 
 
 def webhook_attempt(result: str) -> None:
     """One delivery attempt's result: delivered, retrying, failed (gave up), gone (410) or skipped."""
+    if not samples_on():
+        return
     from portrait.metrics import WEBHOOKS
 
     WEBHOOKS.labels(result).inc()
@@ -103,6 +119,8 @@ def webhook_attempt(result: str) -> None:
 
 def model_loaded(model_version: str) -> None:
     """The pipeline of this process serves ``model_version`` (``portrait_model_info``)."""
+    if not samples_on():
+        return
     from portrait.metrics import MODEL
 
     MODEL.labels(model_version).set(1)

@@ -258,6 +258,100 @@ def test_full_temp_disk_is_a_503_and_nothing_else(fault_stack: Stack, small_tmp:
         extra.stop()
 
 
+def _metric(url: str, name: str) -> float | None:
+    """One sample's value from a Prometheus exporter (the first line that starts with ``name``)."""
+    for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def _children(parent: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in out]
+
+
+def test_worker_temp_disk_full_keeps_restoring(fault_stack: Stack, small_tmp: Path,
+                                               report: dict[str, dict[str, Any]]) -> None:
+    """A GPU worker whose TMPDIR is full before it starts. Its prefork children write their metric
+    samples to memory-mapped files under TMPDIR; prometheus-client grows them sparsely, so the first
+    sample faulted with SIGBUS and every new child died after loading the model, in a loop (issue 19).
+    Now each child reserves its files first and, finding no room, runs without samples: its jobs succeed,
+    no child dies, and the exporter says how many children run without metrics."""
+    samples = small_tmp / "metrics"  # where the worker would mkdtemp it (Python skips a TMPDIR already full)
+    samples.mkdir()
+    fill(small_tmp / "filler")
+    assert shutil.disk_usage(small_tmp).free < 64 * 1024
+    t0 = time.monotonic()
+    env = {"TMPDIR": str(small_tmp), "PROMETHEUS_MULTIPROC_DIR": str(samples)}
+    with fault_stack.private_pair("tmpfull", env) as (worker, server):
+        ready_s = time.monotonic() - t0
+        api = Api(fault_stack, **BIG_LIMITS)
+        http = httpx.Client(base_url=server.url, headers=api.http.headers, timeout=30)
+        child = _children(worker.popen.pid)
+        ids = [http.post("/v1/jobs", files={"file": ("p.jpg", tiny_photo(i))}).json()["id"] for i in range(6)]
+        ids.append(http.post("/v1/jobs", files={"file": ("f.jpg", face_photo())}).json()["id"])
+
+        def finished() -> list[dict[str, Any]] | None:
+            jobs = [http.get(f"/v1/jobs/{i}").json() for i in ids]
+            return jobs if all(j["status"] in TERMINAL for j in jobs) else None
+
+        jobs = wait_until(finished, 180, 0.5, "the jobs on the full-disk worker")
+        assert [j["status"] for j in jobs] == ["succeeded"] * len(ids), [(j["status"], j["error"]) for j in jobs]
+        assert _children(worker.popen.pid) == child, "the child that took the jobs is the one that started"
+        log = worker.log.read_text(errors="replace")
+        assert "Bus error" not in log and "SIGBUS" not in log and "exited with 'signal" not in log, log[-3000:]
+        assert "runs WITHOUT metric samples" in log
+        assert _metric(worker.url, "portrait_worker_children_without_metrics") == 1
+        assert _metric(worker.url, "portrait_worker_child_early_deaths_total") == 0
+        assert _metric(worker.url, "portrait_worker_child_starts_total") == 1
+        report["worker_temp_disk_full"] = {
+            "jobs": len(ids), "succeeded": sum(j["status"] == "succeeded" for j in jobs),
+            "child_starts": int(_metric(worker.url, "portrait_worker_child_starts_total") or 0),
+            "child_deaths": int(_metric(worker.url, "portrait_worker_child_early_deaths_total") or 0),
+            "children_without_metrics": 1, "worker_ready_s": round(ready_s, 1)}
+
+
+def test_a_crashing_child_backs_off_and_shows(fault_stack: Stack, report: dict[str, dict[str, Any]]) -> None:
+    """A child killed again and again right after it starts (as the OOM killer or a driver fault would):
+    each replacement waits twice as long as the last before loading the model, the exporter counts the
+    early deaths and the back-off (infra/alerts.yml pages on it), and once a child lives the back-off is
+    over and jobs are restored again."""
+    kills = 4
+    with fault_stack.private_pair("crashloop") as (worker, server):
+        killed: list[int] = []
+        for _ in range(kills):
+            pid = wait_until(lambda: [p for p in _children(worker.popen.pid) if p not in killed], 120, 0.1,
+                             "a new worker child")[0]
+            time.sleep(0.5)
+            subprocess.run(["kill", "-9", str(pid)], check=False)
+            killed.append(pid)
+        # the fifth child registers the last death; the first child may have lived past HEALTHY_AFTER_S
+        # while the pair waited for it (then 3 early deaths: back-offs 1, 2, 4 s; else 4: up to 8 s)
+        wait_until(lambda: "backing off 4 s" in worker.log.read_text(errors="replace"), 60, 0.3, "the back-off")
+        deaths = _metric(worker.url, "portrait_worker_child_early_deaths_total")
+        assert deaths in (kills - 1, kills), deaths
+        assert _metric(worker.url, "portrait_worker_child_backoff_seconds") == 2 ** (deaths - 1)
+        log = worker.log.read_text(errors="replace")
+        for wait in (1, 2, 4):
+            assert f"backing off {wait} s" in log, log[-3000:]
+        api = Api(fault_stack, **BIG_LIMITS)
+        http = httpx.Client(base_url=server.url, headers=api.http.headers, timeout=30)
+        t0 = time.monotonic()
+        job = http.post("/v1/jobs", files={"file": ("p.jpg", tiny_photo(99))}).json()
+        done = wait_until(lambda: (j := http.get(f"/v1/jobs/{job['id']}").json())["status"] in TERMINAL and j,
+                          120, 0.3, "the job after the crash loop")
+        assert done["status"] == "succeeded", done
+        job_s = time.monotonic() - t0
+        # healthy after HEALTHY_AFTER_S alive: the back-off is over
+        wait_until(lambda: _metric(worker.url, "portrait_worker_child_backoff_seconds") == 0, 60, 1,
+                   "the back-off to clear")
+        report["crashing_child"] = {"kills": kills, "early_deaths": int(deaths),
+                                    "last_backoff_s": 2 ** (int(deaths) - 1),
+                                    "next_job_s": round(job_s, 1),
+                                    "starts": int(_metric(worker.url, "portrait_worker_child_starts_total") or 0)}
+
+
 def test_burst_of_2000_jobs(fault_stack: Stack, report: dict[str, dict[str, Any]]) -> None:
     """2,000 submissions from 16 connections at once, retried as a careful client would, while the
     worker runs; then the client cancels what has not started. Every accepted job ends succeeded or

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from restoration.degrade import degrade
-from restoration.judge import SAME_PERSON, IdentityJudge, recognised
+from restoration.judge import IdentityJudge, recognised
 from restoration.paths import default_faces_dir
 
 ROOT = Path(__file__).resolve().parents[2]
