@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import batches, health, jobs, metrics, page, uploads
+from api import batches, credentials, health, jobs, metrics, page, uploads
 from api.errors import install_handlers
 from api.idempotency import IdempotencyMiddleware
 from api.limits import BodyLimitMiddleware
@@ -38,6 +38,7 @@ app.mount("/static", page.static_files(), name="static")
 app.include_router(jobs.router)
 app.include_router(batches.router)
 app.include_router(uploads.router)
+app.include_router(credentials.router)
 install_handlers(app)
 app.openapi = lambda: build_schema(app)  # the contract: routes + what FastAPI cannot see (api/openapi.py)
 

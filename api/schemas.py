@@ -138,3 +138,54 @@ class BatchList(BaseModel):
     data: list[BatchObject]
     has_more: bool
     next_cursor: str | None
+
+
+# --- credentials (api/credentials.py): several API keys and webhook secrets, rotated with overlap
+class ApiKeyObject(BaseModel):
+    id: uuid.UUID
+    object: Literal["api_key"] = "api_key"
+    prefix: str = Field(description="The key's first 10 characters: how lists and logs name it.")
+    created_at: datetime
+    last_used_at: datetime | None = Field(description="Last request with this key (updated at most once a minute).")
+    revoked_at: datetime | None
+    api_key: str | None = Field(None, description="Only in the reply that creates it: the key, shown once.")
+
+
+class ApiKeyList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ApiKeyObject]
+
+
+class WebhookSecretCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    overlap_s: int = Field(86_400, ge=0, le=30 * 86_400,
+                           description="How long the secrets live now keep signing beside the new one.")
+
+
+class WebhookSecretObject(BaseModel):
+    id: uuid.UUID
+    object: Literal["webhook_secret"] = "webhook_secret"
+    created_at: datetime
+    expires_at: datetime | None = Field(description="It stops signing deliveries at this time (null = never).")
+    live: bool = Field(description="Deliveries are signed with it now.")
+    prefix: str = Field(description="The secret's first 12 characters, to tell secrets apart.")
+    secret: str | None = Field(None, description="Only in the reply that creates it: the whsec_ secret.")
+
+
+class WebhookSecretList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[WebhookSecretObject]
+
+
+class CredentialEventObject(BaseModel):
+    event: str = Field(description="api_key.created, api_key.revoked, webhook_secret.created, "
+                                   "webhook_secret.expiring or webhook_secret.retired.")
+    ref: str = Field(description="The key's prefix or the secret's id.")
+    detail: str | None
+    at: datetime
+
+
+class CredentialEventList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[CredentialEventObject]

@@ -100,15 +100,13 @@ def _now_default() -> Any:
 
 
 class Client(Base):
-    """A product service that calls the API. Its API key is stored only as a SHA-256 hash."""
+    """A product service that calls the API. Its credentials (several API keys, several webhook secrets
+    during a rotation) live in ``api_keys`` and ``webhook_secrets`` (db/admin.py)."""
 
     __tablename__ = "clients"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(String(200))
-    api_key_prefix: Mapped[str] = mapped_column(String(16), index=True)
-    api_key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    webhook_secret: Mapped[str] = mapped_column(String(100))
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     # Per-client overrides of the settings of the same name; NULL = the deployment default.
     rate_limit_per_s: Mapped[float | None] = mapped_column(Float)
@@ -116,6 +114,49 @@ class Client(Base):
     max_jobs_in_flight: Mapped[int | None] = mapped_column(Integer)
     retention_s: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now_default())
+
+
+class ApiKey(Base):
+    """One of a client's API keys, stored only as a SHA-256 hash; several may be active at once (rotation
+    with overlap). ``prefix`` (``prt_`` + 6 characters) names it in lists and logs; ``last_used_at`` is
+    updated at most once a minute."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id"), index=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now_default())
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookSecret(Base):
+    """One of a client's webhook signing secrets. Every delivery is signed with each secret not yet
+    expired (several ``v1,`` signatures in one header): a new secret and the old one overlap until the
+    old one's ``expires_at``."""
+
+    __tablename__ = "webhook_secrets"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id"), index=True)
+    secret: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now_default())
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class CredentialEvent(Base):
+    """A rotation, recorded: a key created or revoked, a secret created or retired (when, which one)."""
+
+    __tablename__ = "credential_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id"), index=True)
+    event: Mapped[str] = mapped_column(String(40))  # api_key.created, api_key.revoked, webhook_secret.…
+    ref: Mapped[str] = mapped_column(String(64))  # the key's prefix or the secret's id
+    detail: Mapped[str | None] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=_now_default())
 
 
 class Job(Base):

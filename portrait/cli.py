@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import uuid
 from collections.abc import Sequence
 
 
@@ -33,14 +34,69 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def _cmd_create_client(args: argparse.Namespace) -> int:
-    from db.admin import create_client
+    from db.admin import create_client, webhook_secrets
 
     client, api_key = create_client(args.name, rate_limit_per_s=args.rate_limit_per_s,
                                     rate_limit_burst=args.rate_limit_burst,
                                     max_jobs_in_flight=args.max_jobs_in_flight, retention_s=args.retention_s)
     print(f"client_id:      {client.id}")
     print(f"api_key:        {api_key}   (shown once; only its hash is stored)")
-    print(f"webhook_secret: {client.webhook_secret}")
+    print(f"webhook_secret: {webhook_secrets(client.id)[0].secret}")
+    return 0
+
+
+def _client_or_exit(name_or_id: str):  # noqa: ANN202 - db.models.Client, imported lazily
+    from db.admin import find_client
+
+    client = find_client(name_or_id)
+    if client is None:
+        raise SystemExit(f"no client {name_or_id!r}")
+    return client
+
+
+def _cmd_keys(args: argparse.Namespace) -> int:
+    """List a client's API keys; --create adds one (printed once), --revoke ID revokes one."""
+    from db import admin
+
+    client = _client_or_exit(args.client)
+    try:
+        if args.create:
+            row, api_key = admin.create_api_key(client.id)
+            print(f"created {row.prefix}… id {row.id}\napi_key: {api_key}   (shown once; only its hash is stored)")
+        elif args.revoke:
+            row = admin.revoke_api_key(client.id, uuid.UUID(args.revoke))
+            print(f"revoked {row.prefix}… id {row.id} at {row.revoked_at:%Y-%m-%d %H:%M:%S %Z}")
+    except admin.CredentialError as e:
+        raise SystemExit(f"{e.code}: {e}") from None
+    for k in admin.api_keys(client.id):
+        state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+        used = f"{k.last_used_at:%Y-%m-%d %H:%M}" if k.last_used_at else "never"
+        print(f"{k.id}  {k.prefix}…  created {k.created_at:%Y-%m-%d %H:%M}  last used {used}  {state}")
+    return 0
+
+
+def _cmd_webhook_secrets(args: argparse.Namespace) -> int:
+    """List a client's webhook secrets; --rotate adds one (printed once), --retire ID stops one now."""
+    from datetime import timedelta
+
+    from db import admin
+
+    client = _client_or_exit(args.client)
+    try:
+        if args.rotate:
+            row, secret = admin.rotate_webhook_secret(client.id, timedelta(seconds=args.overlap_s))
+            print(f"created {row.id}\nwebhook_secret: {secret}   (old secrets sign beside it for "
+                  f"{args.overlap_s} s)")
+        elif args.retire:
+            row = admin.retire_webhook_secret(client.id, uuid.UUID(args.retire))
+            print(f"retired {row.id}")
+    except admin.CredentialError as e:
+        raise SystemExit(f"{e.code}: {e}") from None
+    for w in admin.webhook_secrets(client.id, live_only=False):
+        until = f"expires {w.expires_at:%Y-%m-%d %H:%M:%S %Z}" if w.expires_at else "no expiry"
+        print(f"{w.id}  {w.secret[:12]}…  created {w.created_at:%Y-%m-%d %H:%M}  {until}")
+    for e in admin.credential_events(client.id, limit=args.events):
+        print(f"  {e.at:%Y-%m-%d %H:%M:%S}  {e.event:24} {e.ref}  {e.detail or ''}")
     return 0
 
 
@@ -100,6 +156,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retention-s", type=int, help="Delete inputs/results after this many seconds (default "
                                                    "RETENTION_DAYS).")
     p.set_defaults(func=_cmd_create_client)
+
+    p = sub.add_parser("keys", help="List a client's API keys; create or revoke one (rotation with overlap).")
+    p.add_argument("client", help="Client name or id.")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--create", action="store_true", help="Add a key beside the others (printed once).")
+    g.add_argument("--revoke", metavar="KEY_ID", help="Revoke this key now (not the last active one).")
+    p.set_defaults(func=_cmd_keys)
+
+    p = sub.add_parser("webhook-secrets", help="List a client's webhook secrets and rotations; rotate or retire.")
+    p.add_argument("client", help="Client name or id.")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--rotate", action="store_true", help="Add a secret; the live ones sign beside it for a while.")
+    g.add_argument("--retire", metavar="SECRET_ID", help="Stop signing with this secret now (not the last one).")
+    p.add_argument("--overlap-s", type=int, default=86_400, help="With --rotate: how long the old secrets keep "
+                                                                "signing (default 86400 = 24 h; at most 30 days).")
+    p.add_argument("--events", type=int, default=10, help="How many recorded rotations to list (default 10).")
+    p.set_defaults(func=_cmd_webhook_secrets)
 
     p = sub.add_parser("submit", help="Restore a folder through the API as a batch; resumable.")
     p.add_argument("folder", help="Folder of photos (searched recursively).")

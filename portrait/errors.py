@@ -31,6 +31,8 @@ CATALOGUE: dict[str, ErrorCode] = {e.code: e for e in [
     ErrorCode("image_too_large", 422, "Over MAX_IMAGE_PIXELS or MAX_IMAGE_SIDE (checked from the header)."),
     ErrorCode("image_too_small", 422, "Under MIN_IMAGE_SIDE."),
     ErrorCode("job_not_cancelable", 409, "The job already finished."),
+    ErrorCode("last_credential", 409, "The client's last active API key or last live webhook secret cannot be "
+                                      "revoked or retired: create its successor first."),
     ErrorCode("url_not_allowed", 422, "An input or webhook URL is not https, carries credentials, does not "
                                       "resolve, or resolves to a private, loopback, link-local, metadata, CGNAT, "
                                       "multicast or reserved address (see URL_ALLOWLIST). Also a job failure code "

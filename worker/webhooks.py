@@ -14,7 +14,8 @@ three kinds (a batch's with the batch as subject).
 
 Each message keeps its id on every retry, so receivers can de-duplicate. Headers: ``webhook-id``,
 ``webhook-timestamp`` (unix seconds) and ``webhook-signature: v1,<base64 HMAC-SHA256 of
-"id.timestamp.body">`` with the client's ``whsec_`` secret. Every attempt is a
+"id.timestamp.body">`` with each of the client's live ``whsec_`` secrets (one during normal times, old
+and new side by side during a rotation, space-separated: db/admin.py). Every attempt is a
 ``webhook_deliveries`` row. 2xx: delivered. 410 Gone: stop, the receiver asked us to. Anything else
 or a timeout: retry after ``retry_delay(attempt)`` until WEBHOOK_MAX_ATTEMPTS. The POST goes through
 portrait/urlguard.py (public addresses only, pinned IP, no redirects): a refused URL is not retried.
@@ -35,8 +36,9 @@ import httpx
 from sqlalchemy.orm import Session
 from standardwebhooks.webhooks import Webhook
 
+from db.admin import signing_secrets
 from db.batches import status_counts
-from db.models import Batch, Client, Job, WebhookDelivery, WebhookState
+from db.models import Batch, Job, WebhookDelivery, WebhookState
 from db.session import session_scope
 from portrait import queue, urlguard
 from portrait.logs import bind, log_context
@@ -70,11 +72,14 @@ def build_payload(job: Job, event: str = "completed") -> dict[str, Any]:
     }
 
 
-def sign(secret: str, message_id: str, timestamp: datetime, body: str) -> dict[str, str]:
+def sign(secrets: list[str], message_id: str, timestamp: datetime, body: str) -> dict[str, str]:
+    """Standard Webhooks headers, signed with every live secret of the client (newest first): during a
+    rotation the header carries one ``v1,<sig>`` per secret, space-separated, and a receiver that checks
+    either secret verifies."""
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(int(timestamp.timestamp())),
-        "webhook-signature": Webhook(secret).sign(message_id, timestamp, body),
+        "webhook-signature": " ".join(Webhook(secret).sign(message_id, timestamp, body) for secret in secrets),
         "content-type": "application/json",
         "user-agent": "portrait-webhooks/0.1",
     }
@@ -92,11 +97,12 @@ class _Attempt:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def _post(url: str, secret: str, message_id: str, body: str, settings: Settings) -> tuple[_Attempt, datetime]:
+def _post(url: str, secrets: list[str], message_id: str, body: str, settings: Settings
+          ) -> tuple[_Attempt, datetime]:
     now = datetime.now(UTC)
     t0 = time.perf_counter()
     try:
-        code = urlguard.post(url, body, sign(secret, message_id, now, body), settings, settings.webhook_timeout_s)
+        code = urlguard.post(url, body, sign(secrets, message_id, now, body), settings, settings.webhook_timeout_s)
         result = _Attempt(code, None, 0.0)
     except urlguard.UrlRefused as e:
         result = _Attempt(None, f"url_not_allowed: {e}"[:500], 0.0, refused=True)
@@ -163,13 +169,13 @@ def _deliver(subject_id: str, message_id: str, attempt: int, event: str) -> str:
         if row is None:
             return "skipped"
         bind(client_id=row.client_id)
-        secret = s.get(Client, row.client_id).webhook_secret
+        secrets = signing_secrets(s, row.client_id)
         url = row.webhook_url
         payload = (build_batch_payload(row, status_counts(s, sid)) if isinstance(row, Batch)
                    else build_payload(row, event))
         body = json.dumps(payload, separators=(",", ":"))
 
-    a, now = _post(url, secret, message_id, body, settings)
+    a, now = _post(url, secrets, message_id, body, settings)
     state, delay = _outcome(a, attempt, settings)
     is_batch = event == BATCH_COMPLETED
     with session_scope() as s:

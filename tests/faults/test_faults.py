@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import shutil
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from harness import Api, FileServer, RedisServer, Stack, TcpProxy, jpeg_bytes, wait_until
+from harness import Api, FileServer, RedisServer, Stack, TcpProxy, WebhookReceiver, jpeg_bytes, wait_until
 from PIL import Image
 
 from restoration.paths import default_faces_dir
@@ -350,6 +352,90 @@ def test_a_crashing_child_backs_off_and_shows(fault_stack: Stack, report: dict[s
                                     "last_backoff_s": 2 ** (int(deaths) - 1),
                                     "next_job_s": round(job_s, 1),
                                     "starts": int(_metric(worker.url, "portrait_worker_child_starts_total") or 0)}
+
+
+def test_rotation_while_in_flight_loses_no_delivery(fault_stack: Stack,
+                                                   report: dict[str, dict[str, Any]]) -> None:
+    """A client rotates its API key and its webhook secret while jobs run and webhooks fly: both keys work
+    until the old one is revoked, every delivery verifies with the old secret *and* (from the rotation on)
+    with the new one, so a receiver may switch whenever it likes; once the old secret is retired only the
+    new one verifies. Nothing is lost; each change is recorded."""
+    from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+    api = Api(fault_stack, **BIG_LIMITS)
+    receiver = WebhookReceiver()
+    old_secret = api.webhook_secret
+    base = fault_stack.api_url
+    key_a = api.api_key
+    http = {k: httpx.Client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {k}"})
+            for k in (key_a,)}
+    path = f"/rotate-{uuid.uuid4().hex[:6]}"
+
+    def submit(key: str, i: int) -> httpx.Response:
+        return http[key].post("/v1/jobs", files={"file": ("p.jpg", tiny_photo(300 + i))},
+                              data={"webhook_url": f"{receiver.url}{path}"})
+
+    try:
+        ids = [submit(key_a, i).json()["id"] for i in range(4)]
+        created = http[key_a].post("/v1/api-keys")
+        assert created.status_code == 201, created.text
+        key_b = created.json()["api_key"]
+        http[key_b] = httpx.Client(base_url=base, timeout=30, headers={"Authorization": f"Bearer {key_b}"})
+        rotated = http[key_b].post("/v1/webhook-secrets", json={"overlap_s": 600})
+        assert rotated.status_code == 201, rotated.text
+        new_secret, new_id = rotated.json()["secret"], rotated.json()["id"]
+        # both keys work during the overlap
+        ids += [submit(k, 4 + i).json()["id"] for i, k in enumerate([key_b, key_a, key_b, key_a])]
+        keys = http[key_b].get("/v1/api-keys").json()["data"]
+        old_key = next(k for k in keys if key_a.startswith(k["prefix"]))
+        assert old_key["last_used_at"] is not None and old_key["revoked_at"] is None
+        revoked = http[key_b].delete(f"/v1/api-keys/{old_key['id']}")
+        assert revoked.status_code == 200 and revoked.json()["revoked_at"], revoked.text
+        assert submit(key_a, 99).status_code == 401, "a revoked key is refused at once"
+        ids += [submit(key_b, 8 + i).json()["id"] for i in range(2)]
+        last = http[key_b].delete(f"/v1/api-keys/{next(k['id'] for k in keys if key_b.startswith(k['prefix']))}")
+        assert (last.status_code, last.json()["error"]["code"]) == (409, "last_credential")
+
+        def delivered() -> list | None:
+            hits = receiver.for_path(path)
+            return hits if len({h.headers["webhook-id"] for h in hits}) >= len(ids) else None
+
+        hits = wait_until(delivered, 180, 0.5, "every job's webhook")
+        both = [h for h in hits if len(h.headers["webhook-signature"].split()) == 2]
+        for h in hits:  # a receiver still on the old secret verifies every delivery of the overlap
+            Webhook(old_secret).verify(h.body, h.headers)
+        for h in both:  # and one already on the new secret verifies every delivery since the rotation
+            Webhook(new_secret).verify(h.body, h.headers)
+        assert len(both) >= 6, "deliveries after the rotation carry both signatures"
+
+        # retire the old secret: from now on only the new one verifies
+        secrets_now = http[key_b].get("/v1/webhook-secrets").json()["data"]
+        old_id = next(w["id"] for w in secrets_now if w["id"] != new_id)
+        assert http[key_b].delete(f"/v1/webhook-secrets/{old_id}").status_code == 200
+        refused = http[key_b].delete(f"/v1/webhook-secrets/{new_id}")
+        assert (refused.status_code, refused.json()["error"]["code"]) == (409, "last_credential")
+        ids.append(submit(key_b, 20).json()["id"])
+        hits = wait_until(delivered, 120, 0.5, "the last webhook")
+        final = next(h for h in hits if json.loads(h.body)["data"]["id"] == ids[-1])
+        assert len(final.headers["webhook-signature"].split()) == 1
+        Webhook(new_secret).verify(final.body, final.headers)
+        with pytest.raises(WebhookVerificationError):
+            Webhook(old_secret).verify(final.body, final.headers)
+
+        jobs = [http[key_b].get(f"/v1/jobs/{i}").json()["status"] for i in ids]
+        assert jobs == ["succeeded"] * len(ids), jobs
+        events = [e["event"] for e in http[key_b].get("/v1/credential-events").json()["data"]]
+        for e in ("api_key.created", "api_key.revoked", "webhook_secret.created", "webhook_secret.expiring",
+                  "webhook_secret.retired"):
+            assert e in events, events
+        report["rotation_in_flight"] = {
+            "jobs": len(ids), "deliveries": len({h.headers["webhook-id"] for h in hits}), "lost": 0,
+            "verified_with_old_during_overlap": len(hits) - 1, "carrying_both_signatures": len(both),
+            "old_key_refused_after_revoke": 401, "old_secret_fails_after_retire": True}
+    finally:
+        receiver.close()
+        for c in http.values():
+            c.close()
 
 
 def test_burst_of_2000_jobs(fault_stack: Stack, report: dict[str, dict[str, Any]]) -> None:

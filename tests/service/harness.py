@@ -575,16 +575,17 @@ def reset_caches() -> None:
 
 
 class Api:
-    """An API client bound to one freshly created client (API key + webhook secret).
+    """An API client bound to one freshly created client (API key + webhook secret, ``webhook_secret``).
 
     ``limits`` are the client's own overrides (rate_limit_per_s, rate_limit_burst,
     max_jobs_in_flight, retention_s), so one stack serves tests that need tiny limits.
     """
 
     def __init__(self, stack: Stack, **limits: Any) -> None:
-        from db.admin import create_client
+        from db.admin import create_client, webhook_secrets
 
         self.client, self.api_key = create_client(f"test-{uuid.uuid4().hex[:6]}", **limits)
+        self.webhook_secret = webhook_secrets(self.client.id)[0].secret
         self.http = httpx.Client(base_url=stack.api_url, timeout=30,
                                  headers={"Authorization": f"Bearer {self.api_key}"})
 

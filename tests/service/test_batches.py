@@ -98,7 +98,7 @@ def test_200_photo_batch_completes_once_and_single_jobs_go_first(
     wait_until(lambda: receiver.for_path("/batch200"), 60, what="batch webhook")
     time.sleep(3)  # a sweep or two later: nothing re-sent it
     (hit,) = receiver.for_path("/batch200")
-    payload = Webhook(api.client.webhook_secret).verify(hit.body, hit.headers)
+    payload = Webhook(api.webhook_secret).verify(hit.body, hit.headers)
     assert payload["type"] == "batch.completed"
     assert payload["data"]["id"] == batch["id"] and payload["data"]["counts"]["succeeded"] == 200
     assert hit.headers["webhook-id"] == f"msg_batch_{batch['id'].replace('-', '')}"

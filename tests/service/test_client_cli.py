@@ -74,3 +74,31 @@ def test_client_waits_out_429_and_retries_posts_safely(stack: Stack) -> None:
     with session_scope() as s:
         n = s.scalar(select(func.count()).select_from(Upload).where(Upload.client_id == api.client.id))
     assert n == 5, "retried POSTs created nothing twice"
+
+
+def test_operator_rotates_a_clients_key_and_secret_from_the_command_line(stack: Stack, capsys) -> None:
+    """``portrait keys`` and ``portrait webhook-secrets``: an operator rotates for a client; the new key
+    works at once, the old one until it is revoked; the last key cannot go; each change is listed."""
+    api = Api(stack)
+    name = api.client.name
+    assert main(["keys", name, "--create"]) == 0
+    new_key = next(line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("api_key:"))
+    new = httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {new_key}"}, timeout=30)
+    assert new.get("/v1/jobs").status_code == 200 and api.http.get("/v1/jobs").status_code == 200
+    assert main(["keys", name]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if " active" in line]
+    assert len(rows) == 2
+    old_id = next(r.split()[0] for r in rows if api.api_key.startswith(r.split()[1].rstrip("…")))
+    assert main(["keys", name, "--revoke", old_id]) == 0
+    assert api.http.get("/v1/jobs").status_code == 401 and new.get("/v1/jobs").status_code == 200
+    new_id = next(r.split()[0] for r in rows if r.split()[0] != old_id)
+    try:
+        main(["keys", name, "--revoke", new_id])
+        raise AssertionError("the last active key was revoked")
+    except SystemExit as e:
+        assert str(e).startswith("last_credential")
+    capsys.readouterr()
+    assert main(["webhook-secrets", name, "--rotate", "--overlap-s", "60"]) == 0
+    out = capsys.readouterr().out
+    assert "webhook_secret: whsec_" in out and "expires" in out and "no expiry" in out
+    assert "api_key.revoked" in out and "webhook_secret.expiring" in out

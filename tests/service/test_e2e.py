@@ -50,7 +50,7 @@ def test_portrait_is_restored_and_webhook_is_signed(
     # The webhook arrives once, signed per Standard Webhooks with this client's secret.
     wait_until(lambda: receiver.for_path("/e2e"), 30, what="webhook")
     (hit,) = receiver.for_path("/e2e")
-    payload = Webhook(api.client.webhook_secret).verify(hit.body, hit.headers)
+    payload = Webhook(api.webhook_secret).verify(hit.body, hit.headers)
     assert payload["type"] == "job.succeeded"
     assert payload["data"]["id"] == job["id"]
     assert hit.headers["webhook-id"] == f"msg_{job['id'].replace('-', '')}"
@@ -58,7 +58,7 @@ def test_portrait_is_restored_and_webhook_is_signed(
     # A forged body fails verification.
     forged = hit.body.replace(b"succeeded", b"failed")
     try:
-        Webhook(api.client.webhook_secret).verify(forged, hit.headers)
+        Webhook(api.webhook_secret).verify(forged, hit.headers)
         raise AssertionError("forged payload verified")
     except Exception as e:  # noqa: BLE001
         assert "signature" in str(e).lower()

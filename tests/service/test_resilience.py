@@ -119,7 +119,7 @@ def test_webhook_retries_with_backoff_then_delivers(api: Api, stack: Stack, rece
     hits = wait_until(lambda: (h := receiver.for_path("/flaky")) and len(h) >= 3 and h, 60, what="3 attempts")
     assert len({h.headers["webhook-id"] for h in hits}) == 1, "retries reuse the message id"
     for h in hits:
-        Webhook(api.client.webhook_secret).verify(h.body, h.headers)
+        Webhook(api.webhook_secret).verify(h.body, h.headers)
     assert hits[1].at - hits[0].at >= 0.3 and hits[2].at - hits[1].at >= 0.6, "exponential backoff"
 
     def recorded() -> tuple[list[tuple], str]:
@@ -176,7 +176,7 @@ def test_lost_start_webhook_is_resent_by_the_sweeper(api: Api, stack: Stack, rec
     by_id = {h.headers["webhook-id"]: h for h in hits}
     assert set(by_id) == {f"msg_{hex_id}_start", f"msg_{hex_id}"}
     start_hit = by_id[f"msg_{hex_id}_start"]
-    start = Webhook(api.client.webhook_secret).verify(start_hit.body, start_hit.headers)
+    start = Webhook(api.webhook_secret).verify(start_hit.body, start_hit.headers)
     assert start["type"] == "job.started" and start["data"]["id"] == job["id"]
     with session_scope() as s:
         row = s.get(Job, uuid.UUID(job["id"]))
