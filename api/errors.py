@@ -7,6 +7,7 @@ validation failure, an unexpected exception, or an ASGI middleware answering bef
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,6 +20,7 @@ log = logging.getLogger("portrait.api")
 
 #: Starlette's own HTTP errors (unknown route, wrong method, ...) mapped to catalogue codes.
 HTTP_CODES = {404: "not_found", 405: "invalid_request", 401: "unauthorized"}
+HTTP_METHODS = {"GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"}
 
 
 def error_response(err: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -46,9 +48,25 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return error_response(ApiError("internal_error", f"unexpected {type(exc).__name__}; the error is logged"))
 
 
-async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Starlette's own errors, with their headers. A 405's ``Allow`` (RFC 9110) lists every method of the
+    path: Starlette names only those of the first route that matched it, and FastAPI makes one route per
+    method (``GET`` and ``POST /v1/api-keys`` are two)."""
     code = HTTP_CODES.get(exc.status_code, "invalid_request")
-    return error_response(ApiError(code, str(exc.detail), exc.status_code))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _methods_of(request, headers.get("allow") or headers.get("Allow", ""))
+        headers.pop("allow", None)
+    return error_response(ApiError(code, str(exc.detail), exc.status_code, headers=headers))
+
+
+def _methods_of(request: Request, fallback: str) -> str:
+    """Every method the published schema lists for the request's path (else Starlette's own list)."""
+    methods: set[str] = set()
+    for template, ops in request.app.openapi().get("paths", {}).items():
+        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), request.url.path):
+            methods |= {m.upper() for m in ops if m.upper() in HTTP_METHODS}
+    return ", ".join(sorted(methods)) if methods else fallback
 
 
 def install_handlers(app: FastAPI) -> None:

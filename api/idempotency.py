@@ -26,9 +26,12 @@ and must be able to answer without running the endpoint at all.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
+import time
+import uuid
 
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -38,6 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.auth import client_from_header
 from api.deps import close_form, parse_form
 from api.errors import error_response
+from api.outages import unavailable
 from db import idempotency as store
 from db.idempotency import Outcome
 from db.models import Client
@@ -97,6 +101,64 @@ async def _respond(send: Send, status: int, headers: dict[str, str], body: bytes
     await send({"type": "http.response.body", "body": body})
 
 
+async def _store_reply(client: Client, key: str, status: int, kept: dict[str, str], body: bytes) -> None:
+    """Record (or release, for a 5xx/429) the reply whose status line has already left.
+
+    The status line is on the wire by now: if Postgres fails here (an outage at that very instant), raising
+    would leave the outage middleware nothing to answer with and uvicorn would drop the connection — the
+    client got no reply at all where its neighbours got a 503 (issue 19). The endpoint has committed its
+    work, and a job or batch recorded this very reply in the same transaction (``record_in``): so send the
+    reply. The key stays locked until IDEMPOTENCY_LOCK_S; a retry in between is told to wait, after it
+    replays the recorded reply (or, for endpoints that record none, runs again).
+    """
+    if status >= 500 or status == 429:
+        return await _release(client, key)
+    try:
+        await run_in_threadpool(store.finish, client.id, key, status, kept, body)
+    except Exception as exc:
+        if unavailable(exc) is None:
+            raise
+        log.warning("Idempotency-Key reply not recorded (%s is unavailable); sending the reply anyway",
+                    unavailable(exc))
+
+
+#: releases that failed in an outage, retried in the background (references kept until they finish)
+_PENDING: set[asyncio.Task] = set()
+RELEASE_RETRY_S = 1.0
+
+
+async def _release(client: Client, key: str) -> None:
+    """Free the key of a request that will not be recorded, so its retry runs. In an outage the release
+    itself fails: then it is retried in the background every second (for IDEMPOTENCY_LOCK_S at most),
+    and the client's retry after ``Retry-After`` runs instead of meeting ``409 in progress`` for two
+    minutes; the error the client gets stays the outage's 503."""
+    try:
+        await run_in_threadpool(store.release, client.id, key)
+    except Exception as exc:
+        if unavailable(exc) is None:
+            raise
+        _release_in_background(client.id, key)
+
+
+def _release_in_background(client_id: uuid.UUID, key: str) -> None:
+    task = asyncio.create_task(_release_later(client_id, key))
+    _PENDING.add(task)
+    task.add_done_callback(_PENDING.discard)
+
+
+async def _release_later(client_id: uuid.UUID, key: str) -> None:
+    deadline = time.monotonic() + get_settings().idempotency_lock_s
+    while time.monotonic() < deadline:
+        await asyncio.sleep(RELEASE_RETRY_S)
+        try:
+            await run_in_threadpool(store.release, client_id, key)
+            return
+        except Exception as exc:  # noqa: BLE001 - still down: try again; anything else ends the retries
+            if unavailable(exc) is None:
+                log.warning("Idempotency-Key release gave up: %s", type(exc).__name__)
+                return
+
+
 class IdempotencyMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -139,7 +201,13 @@ class IdempotencyMiddleware:
             await close_form(scope)
             digest = hashlib.sha256(body).hexdigest()
 
-        decision = await run_in_threadpool(store.begin, client.id, key, digest)
+        try:
+            decision = await run_in_threadpool(store.begin, client.id, key, digest)
+        except Exception as exc:
+            # cut mid-commit, the lock row may exist though we never heard so: free it once Postgres is back
+            if unavailable(exc) is not None:
+                _release_in_background(client.id, key)
+            raise
         if decision.outcome == Outcome.replay:
             return await _respond(send, decision.status, {**(decision.headers or {}), REPLAYED: "true"},
                                   decision.body)
@@ -175,15 +243,12 @@ class IdempotencyMiddleware:
                 if not message.get("more_body", False) and not stored:
                     stored = True
                     # Store before the last byte leaves, so a retry that races the reply replays it.
-                    if status >= 500 or status == 429:
-                        await run_in_threadpool(store.release, client.id, key)
-                    else:
-                        await run_in_threadpool(store.finish, client.id, key, status, kept, bytes(out))
+                    await _store_reply(client, key, status, kept, bytes(out))
             await send(message)
 
         try:
             await self.app(scope, replay_body, capture)
         finally:
             if not stored:
-                await run_in_threadpool(store.release, client.id, key)
+                await _release(client, key)
 

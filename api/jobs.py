@@ -55,6 +55,21 @@ async def _read_capped(upload: Any, limit: int) -> bytes:
     return data
 
 
+#: the parts of a multipart submit (api/schemas.py JobUpload); any other is refused like an unknown JSON field
+FORM_PARTS = {"file", "options", "webhook_url", "webhook_events_filter"}
+
+
+def _form_events(values: list[str]) -> list[Any] | None:
+    """A multipart ``webhook_events_filter``: one part per event (OpenAPI's way of sending an array in a
+    form), or one part holding a JSON list (the older way); None when absent."""
+    values = [v for v in values if v]
+    if not values:
+        return None
+    if len(values) == 1 and values[0].lstrip().startswith("["):
+        return json.loads(values[0])
+    return [json.loads(v) if v.lstrip().startswith('"') else v for v in values]
+
+
 async def _parse_submit(request: Request, client: Client) -> tuple[JobCreate, bytes | None]:
     settings = get_settings()  # the body's size was capped before it was read (api/limits.py)
     ctype = request.headers.get("content-type", "")
@@ -64,14 +79,18 @@ async def _parse_submit(request: Request, client: Client) -> tuple[JobCreate, by
         if upload is None or isinstance(upload, str):
             raise ApiError("invalid_request", "multipart submit needs a 'file' part")
         data = await _read_capped(upload, settings.max_upload_bytes)
+        unknown = sorted(set(form.keys()) - FORM_PARTS)
+        if unknown:
+            raise ApiError("validation_error", f"{unknown[0][:40]!r}: unknown form field (expected "
+                                               f"{', '.join(sorted(FORM_PARTS))})")
         try:
             raw_options = form.get("options")
             options = json.loads(raw_options) if isinstance(raw_options, str) and raw_options else {}
-            raw_events = form.get("webhook_events_filter")
             fields: dict[str, Any] = {"input": {"key": "upload"}, "options": options,
                                       "webhook_url": form.get("webhook_url") or None}
-            if isinstance(raw_events, str) and raw_events:
-                fields["webhook_events_filter"] = json.loads(raw_events)
+            events = _form_events([v for v in form.getlist("webhook_events_filter") if isinstance(v, str)])
+            if events is not None:
+                fields["webhook_events_filter"] = events
             body = JobCreate.model_validate(fields)
         except (json.JSONDecodeError, RecursionError) as e:
             raise ApiError("invalid_request", "options and webhook_events_filter must be JSON "

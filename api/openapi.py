@@ -53,7 +53,8 @@ SUBMIT_BODY: dict[str, Any] = {
     "content": {
         "multipart/form-data": {
             "schema": {"$ref": SCHEMA_REF.format(model="JobUpload")},
-            "encoding": {"file": {"contentType": "image/jpeg, image/png, image/webp, image/bmp, image/tiff"}},
+            "encoding": {"file": {"contentType": "image/jpeg, image/png, image/webp, image/bmp, image/tiff"},
+                         "options": {"contentType": "application/json"}},
         },
         "application/json": {
             "schema": {"$ref": SCHEMA_REF.format(model="JobCreate")},
@@ -93,6 +94,8 @@ def build_schema(app: FastAPI) -> dict[str, Any]:
     components = schema.setdefault("components", {})
     _, defs = models_json_schema([(JobCreate, "validation"), (JobUpload, "validation")], ref_template=SCHEMA_REF)
     components.setdefault("schemas", {}).update(defs["$defs"])
+    for prop in components["schemas"]["JobUpload"]["properties"].values():
+        prop.pop("default", None)  # optional parts are absent, never null (the model's None is the parser's)
     components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer",
                                                 "description": "An API key: `Authorization: Bearer <key>`."}}
     schema["security"] = [{"bearer": []}]

@@ -4,10 +4,11 @@ portrait/objects.py, shared with the worker's webhooks."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from db.models import DEFAULT_JOB_EVENTS, WebhookEvent
 from portrait.objects import BatchObject, JobObject
@@ -24,12 +25,33 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
+#: an object key as api/inputs.py accepts it: no control characters or backslashes (and ≤ 1024 characters)
+KEY_PATTERN = r"^[^\x00-\x1f\x7f\\]*$"
+
+
+def _exactly_one_of(*names: str) -> Callable[[dict[str, Any]], None]:
+    """JSON-schema hook: exactly one of ``names`` is given (``oneOf`` of their ``required``), and a given
+    one is never null — so ``{}``, two of them, or ``{"key": null}`` are schema-invalid, as the API says."""
+
+    def hook(schema: dict[str, Any]) -> None:
+        schema["oneOf"] = [{"required": [n]} for n in names]
+        for n in names:
+            prop = schema["properties"][n]
+            kinds = [k for k in prop.pop("anyOf", []) if k.get("type") != "null"]
+            if kinds:
+                prop.update(kinds[0])
+            prop.pop("default", None)
+
+    return hook
+
+
 class JobInput(BaseModel):
     """Exactly one of ``key`` (an object under the client's prefix) or ``url`` (https)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_of("key", "url"))
 
-    key: str | None = Field(None, description="Object key in the bucket, under clients/<client_id>/.")
+    key: str | None = Field(None, max_length=1024, pattern=KEY_PATTERN,
+                            description="Object key in the bucket, under clients/<client_id>/.")
     url: HttpUrl | None = Field(None, description="An https URL the worker downloads.")
 
     @model_validator(mode="after")
@@ -57,21 +79,29 @@ class JobCreate(BaseModel):
 class JobUpload(BaseModel):
     """Multipart body of ``POST /v1/jobs``: the photo and JobCreate's other fields as form fields.
 
-    Documents the form for the schema (api/openapi.py); the endpoint parses it itself (api/jobs.py)."""
+    Documents the form for the schema (api/openapi.py); the endpoint parses it itself (api/jobs.py) and
+    refuses parts it does not know, as the JSON body does."""
 
-    file: bytes = Field(description="The photo: JPEG, PNG, WebP, BMP or TIFF, at most MAX_UPLOAD_BYTES.")
-    options: str | None = Field(None, description='RestoreOptions as a JSON object, e.g. {"upscale": 2}.',
-                                examples=['{"upscale": 2, "fidelity": 0.8}'])
-    webhook_url: str | None = Field(None, description="https URL that receives the signed webhooks.")
-    webhook_events_filter: str | None = Field(None, description='A JSON list of events, e.g. ["start", "completed"].')
+    model_config = ConfigDict(extra="forbid")
+
+    file: bytes = Field(description="The photo: JPEG, PNG, WebP, BMP or TIFF, 1 byte to MAX_UPLOAD_BYTES.",
+                        json_schema_extra={"minLength": 1})
+    # Parts sent as JSON text (the encoding in api/openapi.py says application/json): the schema is the
+    # decoded value, so a generated client sends {"upscale": 2}, never null or free text.
+    options: RestoreOptions = Field(None, description='RestoreOptions, a JSON object, e.g. {"upscale": 2}.')
+    webhook_url: HttpUrl = Field(None, description="https URL that receives the signed webhooks.")
+    webhook_events_filter: list[WebhookEvent] = Field(
+        None, max_length=2, description='Events, as one part per event (`start`, `completed`) or one JSON list part '
+                          '(`["start", "completed"]`).')
 
 
 class BatchItem(BaseModel):
     """Exactly one of ``key``, ``url`` or ``upload`` (an id from POST /v1/uploads)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_exactly_one_of("key", "url", "upload"))
 
-    key: str | None = Field(None, description="Object key in the bucket, under clients/<client_id>/.")
+    key: str | None = Field(None, max_length=1024, pattern=KEY_PATTERN,
+                            description="Object key in the bucket, under clients/<client_id>/.")
     url: HttpUrl | None = Field(None, description="An https URL the worker downloads.")
     upload: uuid.UUID | None = Field(None, description="The id of an upload made through POST /v1/uploads.")
 
@@ -161,6 +191,13 @@ class WebhookSecretCreate(BaseModel):
 
     overlap_s: int = Field(86_400, ge=0, le=30 * 86_400,
                            description="How long the secrets live now keep signing beside the new one.")
+
+    @field_validator("overlap_s", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, v: object) -> object:
+        if isinstance(v, bool):  # JSON true/false is no integer; 600.0 is (JSON Schema says so)
+            raise ValueError("an integer number of seconds")
+        return v
 
 
 class WebhookSecretObject(BaseModel):

@@ -429,6 +429,9 @@ class TcpProxy:
         self.restore()
 
     def restore(self) -> None:
+        """Listen again (a no-op while listening)."""
+        if self._listener is not None:
+            return
         ls = socket.socket()
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         ls.bind(("127.0.0.1", self.port))

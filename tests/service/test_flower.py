@@ -25,6 +25,14 @@ def test_flower_sees_the_workers(stack: Stack, api: Api, portrait_jpeg: bytes) -
         base = f"http://127.0.0.1:{port}"
         wait_until(lambda: httpx.get(f"{base}/api/workers", timeout=10).status_code == 401, 60, 1.0,
                    "Flower up, refusing requests without credentials")
+        # /metrics names every task and worker host: credentials, as Prometheus sends them
+        assert httpx.get(f"{base}/metrics", timeout=10).status_code == 401
+        assert httpx.get(f"{base}/metrics", auth=("ops", "wrong"), timeout=10).status_code == 401
+        scraped = httpx.get(f"{base}/metrics", auth=auth, timeout=10)
+        assert scraped.status_code == 200 and "flower_" in scraped.text
+        # the liveness probe says "OK" and nothing else, to anyone
+        probe = httpx.get(f"{base}/healthcheck", timeout=10)
+        assert (probe.status_code, probe.text) == (200, "OK")
         def both_kinds_inspected() -> dict | None:
             # a worker busy past Flower's inspect timeout is listed without its queues: ask again
             ws = httpx.get(f"{base}/api/workers", params={"refresh": "true"}, auth=auth, timeout=10).json()

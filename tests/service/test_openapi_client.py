@@ -33,19 +33,19 @@ def test_a_generated_client_submits_polls_and_reads_errors(stack: Stack, api: Ap
     try:
         gen = importlib.import_module("portrait_api_client")
         from portrait_api_client.api.jobs import create_job, get_job
-        from portrait_api_client.models import ErrorResponse, JobObject, JobUpload
+        from portrait_api_client.models import ErrorResponse, JobObject, JobUpload, RestoreOptions
         from portrait_api_client.types import File
 
         client = gen.AuthenticatedClient(base_url=stack.api_url, token=api.api_key, raise_on_unexpected_status=True)
         body = JobUpload(file=File(payload=io.BytesIO(portrait_jpeg), file_name="p.jpg", mime_type="image/jpeg"),
-                         options='{"upscale": 1}')
+                         options=RestoreOptions.from_dict({"upscale": 1}))  # a JSON part, as the schema says
         key = f"gen-{uuid.uuid4().hex}"
         created = create_job.sync_detailed(client=client, body=body, idempotency_key=key)
         assert created.status_code == 202 and isinstance(created.parsed, JobObject), created.content
         job_id = created.parsed.id
         again = create_job.sync_detailed(client=client, body=JobUpload(
             file=File(payload=io.BytesIO(portrait_jpeg), file_name="p.jpg", mime_type="image/jpeg"),
-            options='{"upscale": 1}'), idempotency_key=key)
+            options=RestoreOptions.from_dict({"upscale": 1})), idempotency_key=key)
         assert again.parsed.id == job_id and again.headers.get("idempotent-replayed") == "true"
 
         done = wait_until(lambda: (j := get_job.sync(job_id, client=client)) and j.status in ("succeeded", "failed")
