@@ -165,7 +165,7 @@ class FaceDetector:
         for d in dets:
             # crop pixel c <-> photo pixel p: p = (c + 0.5) * scale - 0.5 + offset
             box = ((np.asarray(d[:4], np.float32).reshape(2, 2) + 0.5) * scale - 0.5 + offset).reshape(4)
-            iou = _iou(box, face.box)
+            iou = box_iou(box, face.box)
             if box[0] <= cx <= box[2] and box[1] <= cy <= box[3] and iou > best_iou:
                 lm = (np.asarray(d[5:15], np.float32).reshape(5, 2) + 0.5) * scale - 0.5 + offset
                 best, best_iou = Face(box=box, landmarks=lm, score=float(d[4])), iou
@@ -176,7 +176,8 @@ def _side(box: np.ndarray) -> float:
     return float(max(box[2] - box[0], box[3] - box[1]))
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two x1, y1, x2, y2 boxes."""
     iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = iw * ih

@@ -171,6 +171,7 @@ class Photo:
 def measure(photo: Photo, detector: object) -> None:
     """Detect, align and measure one photo in place; sets ``reason`` when a per-photo gate fails."""
     from restoration.alignment import align_faces
+    from restoration.detection import box_iou
 
     try:
         rgb = read_photo(photo.path)
@@ -187,7 +188,7 @@ def measure(photo: Photo, detector: object) -> None:
     side = float(np.sqrt(best.area))
     photo.faces = sum(f.score >= 0.9 for f in faces)
     others = [f for f in faces if f is not best and f.score >= 0.9 and np.sqrt(f.area) >= side / 2
-              and _iou(f.box, best.box) < 0.3]
+              and box_iou(f.box, best.box) < 0.3]
     aligned = align_faces(rgb, best.landmarks[None], ALIGN)
     photo.face_px = ALIGN / float(np.sqrt(abs(np.linalg.det(aligned.affines[0][:, :2]))))
     photo.crop = aligned.crops[0]
@@ -196,14 +197,6 @@ def measure(photo: Photo, detector: object) -> None:
     photo.hash = dhash(rgb)
     if others:
         photo.reason = f"several faces ({len(others) + 1})"
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
-    x2, y2 = min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / area) if area > 0 else 0.0
 
 
 def gate(photos: list[Photo], min_face_px: float, min_sharpness: float, dup_bits: int) -> None:
