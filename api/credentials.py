@@ -52,7 +52,7 @@ def _refused(e: admin.CredentialError) -> ApiError:
 def create_api_key(client: ClientDep) -> ApiKeyObject:
     """A new API key beside the others; the reply is the only time the key is shown."""
     row, api_key = admin.create_api_key(client.id)
-    return _key(next(k for k in admin.api_keys(client.id) if k.id == row.id), api_key)
+    return _key(row, api_key)
 
 
 @router.get("/v1/api-keys", response_model=ApiKeyList)
@@ -76,7 +76,7 @@ def rotate_webhook_secret(client: ClientDep, body: WebhookSecretCreate | None = 
     """A new signing secret (shown once). The live ones keep signing beside it for ``overlap_s``."""
     overlap = timedelta(seconds=(body or WebhookSecretCreate()).overlap_s)
     row, secret = admin.rotate_webhook_secret(client.id, overlap)
-    return _secret(next(w for w in admin.webhook_secrets(client.id, live_only=False) if w.id == row.id), secret)
+    return _secret(row, secret)
 
 
 @router.get("/v1/webhook-secrets", response_model=WebhookSecretList)

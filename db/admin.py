@@ -62,7 +62,8 @@ def _record(s: Session, client_id: uuid.UUID, event: str, ref: str, detail: str 
 
 def _add_key(s: Session, client_id: uuid.UUID) -> tuple[ApiKey, str]:
     api_key = API_KEY_PREFIX + secrets.token_urlsafe(32)
-    row = ApiKey(id=uuid.uuid4(), client_id=client_id, prefix=api_key[:PREFIX_CHARS], hash=hash_api_key(api_key))
+    row = ApiKey(id=uuid.uuid4(), client_id=client_id, prefix=api_key[:PREFIX_CHARS], hash=hash_api_key(api_key),
+                 created_at=_now())
     s.add(row)
     _record(s, client_id, "api_key.created", row.prefix)
     return row, api_key
@@ -70,7 +71,7 @@ def _add_key(s: Session, client_id: uuid.UUID) -> tuple[ApiKey, str]:
 
 def _add_secret(s: Session, client_id: uuid.UUID) -> tuple[WebhookSecret, str]:
     secret = new_webhook_secret()
-    row = WebhookSecret(id=uuid.uuid4(), client_id=client_id, secret=secret)
+    row = WebhookSecret(id=uuid.uuid4(), client_id=client_id, secret=secret, created_at=_now())
     s.add(row)
     _record(s, client_id, "webhook_secret.created", str(row.id))
     return row, secret
