@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from portrait.urlguard import parse_allow_entry
 from restoration import formats
 from restoration.options import MaskSource, Precision
 from restoration.paths import default_weights_dir
@@ -195,8 +196,6 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_entries(cls, v: list[str]) -> list[str]:
         """A malformed entry fails at start-up, not silently at the first URL."""
-        from portrait.urlguard import parse_allow_entry  # urlguard imports this module
-
         for entry in v:
             parse_allow_entry(entry)
         return v

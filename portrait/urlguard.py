@@ -31,12 +31,13 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin
 
 import httpx
 
-from portrait.settings import Settings
+if TYPE_CHECKING:  # settings validates URL_ALLOWLIST with parse_allow_entry: this module sits below it
+    from portrait.settings import Settings
 
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 T = TypeVar("T")
