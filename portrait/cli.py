@@ -104,14 +104,14 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from portrait.client import Client, submit_folder
+    from portrait.client import PortraitClient, submit_folder
 
     if not args.api_key:
         print("set PORTRAIT_API_KEY or pass --api-key", file=sys.stderr)
         return 2
     out = Path(args.output or Path(args.folder) / "restored")
     options = json.loads(args.options) if args.options else {}
-    with Client(args.api_url, args.api_key) as client:
+    with PortraitClient(args.api_url, args.api_key) as client:
         result = submit_folder(client, Path(args.folder), out, options=options, webhook_url=args.webhook_url,
                                wait=args.wait, timeout=args.timeout, progress=not args.quiet)
     print(f"batches: {', '.join(result.batch_ids) or 'none (empty folder)'}")

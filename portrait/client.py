@@ -1,6 +1,6 @@
 """A small Python client for product services, and the folder workflow behind ``portrait submit``.
 
-``Client`` wraps the HTTP API with httpx. Every POST carries an ``Idempotency-Key`` (random unless
+``PortraitClient`` wraps the HTTP API with httpx. Every POST carries an ``Idempotency-Key`` (random unless
 you pass one), so the automatic retries — on 429 and 5xx, honouring ``Retry-After``, and on
 connection errors, with exponential backoff (tenacity) — can never submit twice.
 
@@ -77,8 +77,8 @@ def _wait(state: RetryCallState, base: float = 0.5, cap: float = 30.0) -> float:
     return random.uniform(0, min(cap, base * 2 ** (state.attempt_number - 1)))
 
 
-class Client:
-    """``Client("https://portrait.example.com", api_key)``; methods return the API's JSON objects."""
+class PortraitClient:
+    """``PortraitClient("https://portrait.example.com", api_key)``; methods return the API's JSON objects."""
 
     def __init__(self, base_url: str, api_key: str, *, timeout: float = 60.0, max_attempts: int = 8,
                  transport: httpx.BaseTransport | None = None) -> None:
@@ -90,7 +90,7 @@ class Client:
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> PortraitClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -264,7 +264,7 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def submit_folder(client: Client, folder: Path, out: Path, *, options: dict[str, Any] | None = None,
+def submit_folder(client: PortraitClient, folder: Path, out: Path, *, options: dict[str, Any] | None = None,
                   webhook_url: str | None = None, wait: bool = False, timeout: float | None = None,
                   progress: bool = True) -> SubmitResult:
     """Upload ``folder``'s images, submit them as batches, and with ``wait`` download the results."""

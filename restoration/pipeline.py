@@ -100,7 +100,7 @@ class RestoreResult:
 
 
 @dataclass
-class _Job:
+class _Photo:
     """One photo on its way through the stages."""
 
     decoded: DecodedImage
@@ -245,13 +245,13 @@ class Restorer:
         keep_input: bool = False,
     ) -> list[RestoreResult | RestorationError]:
         """Restore several photos, batching all their faces together; bad inputs come back as errors."""
-        jobs: list[_Job | RestorationError] = []
+        jobs: list[_Photo | RestorationError] = []
         for item in inputs:
             try:
                 jobs.append(self._prepare(item, options))
             except RestorationError as e:
                 jobs.append(e)
-        ready = [j for j in jobs if isinstance(j, _Job)]
+        ready = [j for j in jobs if isinstance(j, _Photo)]
         self._restore_faces(ready)
         return [j if isinstance(j, RestorationError) else self._finish(j, keep_crops, keep_input) for j in jobs]
 
@@ -274,12 +274,12 @@ class Restorer:
             scale //= 2
         return scale
 
-    def _prepare(self, item: bytes | DecodedImage | np.ndarray, options: RestoreOptions) -> _Job:
+    def _prepare(self, item: bytes | DecodedImage | np.ndarray, options: RestoreOptions) -> _Photo:
         timings: dict[str, float] = {}
         clock = _Clock(timings)
         with clock("decode"):
             decoded = self._decode(item)
-        job = _Job(decoded, options, self._effective_scale(decoded, options.upscale), timings)
+        job = _Photo(decoded, options, self._effective_scale(decoded, options.upscale), timings)
         if options.aligned:
             with clock("align"):
                 crop = decoded.rgb
@@ -337,7 +337,7 @@ class Restorer:
         self._sync()
         return out
 
-    def _restore_faces(self, jobs: list[_Job]) -> None:
+    def _restore_faces(self, jobs: list[_Photo]) -> None:
         """Parse, generate, colour-match and blend the faces of all jobs in shared batches."""
         refs = [(j, i) for j in jobs if j.aligned is not None for i in range(len(j.aligned.crops))]
         for j in jobs:
@@ -394,7 +394,7 @@ class Restorer:
                     j.face_timings[i]["identity"] = per_id
                     j.timings["identity"] += per_id
 
-    def _finish(self, job: _Job, keep_crops: bool, keep_input: bool) -> RestoreResult:
+    def _finish(self, job: _Photo, keep_crops: bool, keep_input: bool) -> RestoreResult:
         d, opts, clock = job.decoded, job.options, _Clock(job.timings)
         out_w, out_h = d.width * job.scale, d.height * job.scale
         if opts.aligned:
@@ -457,7 +457,7 @@ class Restorer:
         delta = (out8.astype(np.int32) - base8.astype(np.int32)) * 257
         return np.clip(base16.astype(np.int32) + delta, 0, 65535).astype(np.uint16)
 
-    def _face_report(self, job: _Job, i: int) -> dict[str, Any]:
+    def _face_report(self, job: _Photo, i: int) -> dict[str, Any]:
         f = job.faces[i]
         return {
             "index": i,

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING
 
 from portrait.settings import get_settings
 from worker import metrics
+
+if TYPE_CHECKING:  # the pipeline (torch, OpenCV) is imported when first needed, after the fork
+    from restoration.pipeline import Restorer
 
 log = logging.getLogger("portrait.worker")
 
 
 @lru_cache(maxsize=1)
-def get_restorer() -> Any:
+def get_restorer() -> Restorer:
     from restoration.image_io import ImageLimits
     from restoration.pipeline import Restorer
 

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from db.models import Upload
 from db.session import session_scope
 from portrait.cli import main
-from portrait.client import STATE_FILE, Client
+from portrait.client import STATE_FILE, PortraitClient
 
 
 def test_submit_a_folder_then_resume_without_duplicates(stack: Stack, small_faces: list[bytes],
@@ -66,7 +66,7 @@ class Recording(httpx.HTTPTransport):
 def test_client_waits_out_429_and_retries_posts_safely(stack: Stack) -> None:
     api = Api(stack, rate_limit_per_s=2, rate_limit_burst=2)
     transport = Recording()
-    with Client(stack.api_url, api.api_key, transport=transport) as client:
+    with PortraitClient(stack.api_url, api.api_key, transport=transport) as client:
         uploads = [client.create_upload(f"{i}.jpg") for i in range(5)]
     assert 429 in transport.codes, "the server did push back"
     assert transport.codes[-1] == 201 and len(uploads) == 5
