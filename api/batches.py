@@ -9,7 +9,7 @@ Object keys and uploads are not HEAD-checked here (1,000 round trips); a missing
 with ``input_missing``.
 
 Batch items go to GPU_BULK_QUEUE, which GPU workers serve only when the interactive queue is empty
-(portrait/queue.py), so a big batch never holds up single photos.
+(worker/celery_app.py), so a big batch never holds up single photos.
 
 ``POST /v1/batches/{id}/cancel`` cancels the items that have not started; their messages, if any,
 stay in Redis and are dropped by the worker's claim (a canceled job cannot be claimed).
@@ -34,9 +34,9 @@ from db import batches as batches_db
 from db import jobs as jobs_db
 from db.models import Batch, Client, InputSource, Job, Upload
 from db.session import session_scope
-from portrait import queue
+from jobs import messages
+from jobs.objects import BatchObject, batch_object, job_object
 from portrait.errors import ApiError
-from portrait.objects import BatchObject, batch_object, job_object
 from portrait.settings import get_settings
 from portrait.storage import get_storage, input_key
 
@@ -91,7 +91,7 @@ def create_batch(body: BatchCreate, client: ClientDep, background: BackgroundTas
         counts = batches_db.status_counts(s, batch.id)
         created = BatchCreated(**batch_object(batch, counts).model_dump(), job_ids=[it.job_id for it in items])
         idempotency.record_in(s, request.state, 202, created.model_dump_json().encode())
-    background.add_task(queue.request_dispatch)
+    background.add_task(messages.request_dispatch)
     return created
 
 
@@ -107,7 +107,7 @@ def cancel_batch(batch_id: uuid.UUID, client: ClientDep) -> BatchObject:
     owned_or_404(Batch, batch_id, client, "batch")
     with session_scope() as s:
         canceled = jobs_db.cancel_batch(s, batch_id)
-    queue.send_notices(*canceled)  # also runs the dispatcher once for the slots they freed
+    messages.send(*canceled)  # also runs the dispatcher once for the slots they freed
     with session_scope() as s:
         batch = s.get(Batch, batch_id)  # before the counts, as in get_batch
         return batch_object(batch, batches_db.status_counts(s, batch_id))

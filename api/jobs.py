@@ -35,10 +35,10 @@ from api.schemas import JobCreate, JobList
 from db import jobs as jobs_db
 from db.models import TERMINAL_STATUSES, Client, InputSource, Job, JobStatus
 from db.session import session_scope
-from portrait import queue
+from jobs import messages
+from jobs.objects import JobObject, job_object
 from portrait.errors import ApiError
 from portrait.logs import bind, job_fields
-from portrait.objects import JobObject, job_object
 from portrait.settings import get_settings
 from portrait.storage import get_storage, input_key
 
@@ -199,7 +199,7 @@ def _store_and_enqueue(client: Client, body: JobCreate, data: bytes | None, webh
         bind(**job_fields(job))  # this request's remaining lines are about this job
     log.info("job created (input from %s)", source)
     try:
-        queue.enqueue_restore(job_id)
+        messages.send_job(job)
         with session_scope() as s:
             jobs_db.mark_enqueued(s, job_id)
     except Exception:  # noqa: BLE001 - the sweeper re-sends queued jobs whose message never left
@@ -245,9 +245,9 @@ def cancel_job(job_id: uuid.UUID, client: ClientDep) -> JobObject:
     """Cancel a queued or running job. A running job's result is discarded when its worker finishes."""
     _own_job(job_id, client)
     with session_scope() as s:
-        job = jobs_db.cancel(s, job_id)
-        if job is None:
+        canceled = jobs_db.cancel(s, job_id)
+        if canceled is None:
             current = s.get(Job, job_id)
             raise ApiError("job_not_cancelable", f"job {job_id} is already {current.status.value}")
-    queue.send_notices(job)  # a batch item's cancel also frees its fair-dispatch slot
-    return job_object(job, get_storage())
+    messages.send(canceled)  # a batch item's cancel also frees its fair-dispatch slot
+    return job_object(canceled.job, get_storage())

@@ -1,5 +1,5 @@
 """Request and response shapes of the public API. The job and batch objects themselves are in
-portrait/objects.py, shared with the worker's webhooks."""
+jobs/objects.py, shared with the worker's webhooks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from db.models import DEFAULT_JOB_EVENTS, WebhookEvent
-from portrait.objects import BatchObject, JobObject
+from jobs.objects import BatchObject, JobObject
 from restoration.options import RestoreOptions
 
 

@@ -40,7 +40,7 @@ IN_FLIGHT = and_(Job.status.in_((JobStatus.queued, JobStatus.running)), Job.batc
                  Job.enqueued_at.is_not(None))
 
 
-def pick(s: Session, per_client: int) -> list[uuid.UUID]:
+def pick(s: Session, per_client: int) -> list[Job]:
     """Mark the next batch items to send (``enqueued_at`` = now), in round-robin order over clients.
 
     Holds the dispatch lock until the caller's commit.
@@ -56,13 +56,13 @@ def pick(s: Session, per_client: int) -> list[uuid.UUID]:
         room = per_client - in_flight.get(client_id, 0)
         if room > 0:
             picks.append(list(s.scalars(
-                select(Job.id).where(UNDISPATCHED, Job.client_id == client_id)
+                select(Job).where(UNDISPATCHED, Job.client_id == client_id)
                 .order_by(Job.created_at, Job.batch_index).limit(room).with_for_update(skip_locked=True)
             )))
-    ids = [jid for rnd in itertools.zip_longest(*picks) for jid in rnd if jid is not None]
-    if ids:
-        s.execute(update(Job).where(Job.id.in_(ids)).values(enqueued_at=func.now()))
-    return ids
+    jobs = [job for rnd in itertools.zip_longest(*picks) for job in rnd if job is not None]
+    if jobs:
+        s.execute(update(Job).where(Job.id.in_([job.id for job in jobs])).values(enqueued_at=func.now()))
+    return jobs
 
 
 def unmark(ids: list[uuid.UUID]) -> None:

@@ -17,14 +17,9 @@ from sqlalchemy import delete, func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from db.models import IdempotencyKey
+from db.models import IdempotencyKey, KeyState
 from db.session import session_scope
 from portrait.settings import get_settings
-
-
-class KeyState(StrEnum):
-    in_progress = "in_progress"
-    done = "done"
 
 
 class Outcome(StrEnum):

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import enum
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -48,12 +49,20 @@ class JobStatus(enum.StrEnum):
     expired = "expired"  # was terminal; retention deleted its input and output
 
     @property
+    def active(self) -> bool:
+        """Queued or running: not finished yet."""
+        return self in ACTIVE_STATUSES
+
+    @property
     def terminal(self) -> bool:
+        """Finished, expired included: it will never change again but for retention."""
         return self in TERMINAL_STATUSES
 
 
-TERMINAL_STATUSES = frozenset({JobStatus.succeeded, JobStatus.failed, JobStatus.canceled, JobStatus.expired})
+#: The job status sets, spelled here only.
 ACTIVE_STATUSES = (JobStatus.queued, JobStatus.running)
+FINISHED_STATUSES = (JobStatus.succeeded, JobStatus.failed, JobStatus.canceled)  # with an outcome to fetch
+TERMINAL_STATUSES = (*FINISHED_STATUSES, JobStatus.expired)
 
 
 class WebhookState(enum.StrEnum):
@@ -75,6 +84,20 @@ class InputSource(enum.StrEnum):
     url = "url"  # fetched from an https URL by a CPU worker
 
 
+class KeyState(enum.StrEnum):
+    """Where an Idempotency-Key's first request stands (``idempotency_keys.state``)."""
+
+    in_progress = "in_progress"
+    done = "done"
+
+
+def _str_enum(enum_type: type[enum.StrEnum]) -> Enum:
+    """An enum stored as its value in a plain VARCHAR(16) (no Postgres type, no CHECK: the columns were
+    created as strings and keep their schema)."""
+    return Enum(enum_type, native_enum=False, create_constraint=False, length=16,
+                values_callable=lambda e: [m.value for m in e])
+
+
 class WebhookEvent(enum.StrEnum):
     """Per-job events a client may ask for in ``webhook_events_filter``."""
 
@@ -82,13 +105,61 @@ class WebhookEvent(enum.StrEnum):
     completed = "completed"  # succeeded, failed or canceled
 
 
-class Notice(enum.StrEnum):
-    """A message a committed transition owes; decided in db/jobs.py, sent by portrait.queue.send_notices."""
+@dataclass(frozen=True)
+class WebhookMessage:
+    """A webhook message a committed transition owes: decided by the state machine (db/jobs.py), sent
+    after the commit (jobs/messages.py), delivered and retried by worker/webhooks.py, re-sent by the
+    sweeper while its state column stays ``pending``. Three exist: a job's ``start`` and ``completed``
+    events and a batch's completion. It owns what the three used to spell apart: its id (the
+    ``webhook-id`` every retry keeps, receivers de-duplicate on it), its payload ``type`` and the column
+    that tracks it.
+    """
 
-    job_start = "job.start"  # webhook
-    job_completed = "job.completed"  # webhook
-    batch_completed = "batch.completed"  # webhook
-    bulk_slot_freed = "bulk.slot_freed"  # a batch item finished: run the fair dispatcher (worker/dispatch.py)
+    subject_id: uuid.UUID  # the job's id, or the batch's
+    event: WebhookEvent
+    batch: bool = False
+
+    #: the payload type (and ``webhook_deliveries.event_type``) of a job's start event
+    STARTED: ClassVar[str] = "job.started"
+    #: the payload type of a batch's completion
+    BATCH_COMPLETED: ClassVar[str] = "batch.completed"
+
+    @classmethod
+    def for_batch(cls, batch_id: uuid.UUID) -> WebhookMessage:
+        return cls(batch_id, WebhookEvent.completed, batch=True)
+
+    @classmethod
+    def from_wire(cls, subject_id: str | uuid.UUID, wire: str) -> WebhookMessage:
+        """The message a delivery task's ``event`` argument names (see :attr:`wire`)."""
+        sid = uuid.UUID(str(subject_id))
+        return cls.for_batch(sid) if wire == cls.BATCH_COMPLETED else cls(sid, WebhookEvent(wire))
+
+    @property
+    def wire(self) -> str:
+        """How the delivery task's message names it: ``start``, ``completed`` or ``batch.completed``
+        (the spelling messages already in Redis carry)."""
+        return self.BATCH_COMPLETED if self.batch else self.event.value
+
+    @property
+    def id(self) -> str:
+        hexid = self.subject_id.hex
+        if self.batch:
+            return f"msg_batch_{hexid}"
+        return f"msg_{hexid}" if self.event == WebhookEvent.completed else f"msg_{hexid}_{self.event.value}"
+
+    @property
+    def state_column(self) -> str:
+        """The column on the subject's row tracking this message (each is delivered and swept alone)."""
+        return "start_webhook_state" if self.event == WebhookEvent.start else "webhook_state"
+
+    def payload_type(self, status: JobStatus | None = None) -> str:
+        """``job.started``, ``job.<terminal status>`` (the job's ``status``) or ``batch.completed``."""
+        if self.batch:
+            return self.BATCH_COMPLETED
+        if self.event == WebhookEvent.start:
+            return self.STARTED
+        assert status is not None
+        return f"job.{status.value}"
 
 
 #: What a single job reports when its submit names no events.
@@ -170,7 +241,7 @@ class Job(Base):
     )
     options: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     input_key: Mapped[str] = mapped_column(Text)
-    input_source: Mapped[str] = mapped_column(String(16))  # InputSource
+    input_source: Mapped[InputSource] = mapped_column(_str_enum(InputSource))
     input_url: Mapped[str | None] = mapped_column(Text)
     output_key: Mapped[str | None] = mapped_column(Text)
     output_content_type: Mapped[str | None] = mapped_column(String(64))
@@ -233,11 +304,6 @@ class Job(Base):
         Index("ix_jobs_start_webhook_pending", "started_at",
               postgresql_where=text("start_webhook_state = 'pending'")),
     )
-
-    #: Set (not stored) by db.jobs when this job's terminal transition completed its batch.
-    batch_completed = False
-    #: Set (not stored) by db.jobs: the webhook messages the transition just made owes (Notice).
-    notices: tuple[Notice, ...] = ()
 
     @property
     def webhook_events(self) -> list[str]:
@@ -307,7 +373,7 @@ class IdempotencyKey(Base):
     client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clients.id"), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16))  # in_progress | done
+    state: Mapped[KeyState] = mapped_column(_str_enum(KeyState))
     response_status: Mapped[int | None] = mapped_column(Integer)
     response_headers: Mapped[dict[str, str] | None] = mapped_column(JSONType)
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -1,9 +1,12 @@
 """The layering rule of the README, read from the code's imports (AST), so it cannot quietly erode.
 
-restoration/ knows nothing of queues, databases or S3; db/ persists and sends no messages; api/ and
-worker/ never import each other; portrait/'s shared modules sit below both; of the ML core, api/ and
-portrait/ see only its light modules (options, formats, paths), which import no torch or OpenCV. Imports under
-``if TYPE_CHECKING:`` are for type checkers only and do not count.
+The floors, bottom up: restoration/ (the ML core: knows nothing of queues, databases or S3); portrait/'s
+core (settings, errors, logs, metrics, storage, urlguard); db/ (persists and sends no messages); jobs/
+(what speaks of jobs: public objects, messages); api/ and worker/ (never import each other). No module
+imports one on a floor above it, nothing imports in a circle, and db/ never leans on a module that
+itself reaches back into db/. Of the ML core, api/, jobs/ and portrait/ see only its light modules
+(options, formats, paths), which import no torch or OpenCV. Imports under ``if TYPE_CHECKING:`` are for
+type checkers only and do not count; imports inside functions do.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("api", "db", "worker", "portrait", "restoration")
+PACKAGES = ("api", "db", "jobs", "worker", "portrait", "restoration")
 #: portrait/'s entry points (the ``portrait`` command and the Python client) assemble, like api/app.py
 ENTRY_POINTS = {"portrait.cli", "portrait.client"}
 
@@ -26,13 +29,16 @@ FORBIDDEN = [
     ("restoration", "portrait", "the ML core knows nothing of settings, queues or S3"),
     ("db", "api", "db/ sits below the API"),
     ("db", "worker", "db/ sits below the workers"),
-    ("db", "portrait.queue", "db/ persists and does not send messages"),
-    ("db", "portrait.objects", "the public objects are rendered above db/"),
+    ("db", "jobs", "db/ persists and sends no messages; the public objects are rendered above it"),
     ("db", "restoration", "db/ knows nothing of the ML core"),
     ("api", "worker", "api/ and worker/ never import each other"),
     ("worker", "api", "api/ and worker/ never import each other (a CPU worker must not load FastAPI)"),
-    ("portrait", "api", "portrait/'s shared modules sit below api/"),
-    ("portrait", "worker", "portrait/'s shared modules sit below worker/"),
+    ("portrait", "api", "portrait/'s core sits below api/"),
+    ("portrait", "worker", "portrait/'s core sits below worker/"),
+    ("portrait", "db", "portrait/'s core sits below db/"),
+    ("portrait", "jobs", "portrait/'s core sits below jobs/"),
+    ("jobs", "api", "jobs/ sits below api/"),
+    ("jobs", "worker", "jobs/ sits below worker/"),
     ("restoration.training", "restoration.judge", "training never sees the independent identity judge"),
     ("restoration.training", "dlib", "training never sees the independent identity judge"),
 ]
@@ -84,7 +90,7 @@ def violations(edges: dict[str, set[str]]) -> list[str]:
             for src, dst, why in FORBIDDEN:
                 if _within(importer, src) and _within(target, dst):
                     bad.append(f"{importer} imports {target}: {why}")
-            if ((_within(importer, "api") or _within(importer, "portrait")) and _within(target, "restoration")
+            if (any(_within(importer, p) for p in ("api", "jobs", "portrait")) and _within(target, "restoration")
                     and target not in LIGHT and target.rsplit(".", 1)[0] not in LIGHT - {"restoration"}):
                 bad.append(f"{importer} imports {target}: api/ and portrait/ must not load the ML core")
             if importer in LIGHT and any(_within(target, h) for h in HEAVY):
@@ -101,8 +107,78 @@ def test_the_layers_hold() -> None:
     assert violations(project_edges()) == []
 
 
+def _project_graph() -> dict[str, set[str]]:
+    """Module → the project modules it imports (``from pkg import mod`` resolves to ``pkg.mod``)."""
+    edges = project_edges()
+    modules = set(edges)
+    return {m: {t for t in imported if t in modules and t != m} for m, imported in edges.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The import cycles of ``graph`` (Tarjan's strongly connected components of more than one module)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while (w := stack.pop()) != v:
+                component.append(w)
+            if component:
+                found.append(sorted([v, *component]))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def _reach(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for w in graph.get(todo.pop(), ()):
+            if w not in seen:
+                seen.add(w)
+                todo.append(w)
+    return seen
+
+
+def leans_back(graph: dict[str, set[str]], floor: str = "db") -> list[str]:
+    """Edges from ``floor`` to a module outside it that reaches back into ``floor``."""
+    return [f"{m} imports {t}, which reaches back into {floor}/"
+            for m in sorted(graph) if _within(m, floor)
+            for t in sorted(graph[m]) if not _within(t, floor)
+            and any(_within(r, floor) for r in _reach(graph, t))]
+
+
+def test_no_module_imports_in_a_circle() -> None:
+    assert cycles(_project_graph()) == []
+
+
+def test_db_never_leans_on_a_module_that_reaches_back_into_it() -> None:
+    assert leans_back(_project_graph()) == []
+
+
+def test_a_cycle_and_a_lean_back_are_caught() -> None:
+    assert cycles({"a.x": {"a.y"}, "a.y": {"a.z"}, "a.z": {"a.x"}}) == [["a.x", "a.y", "a.z"]]
+    assert leans_back({"db.models": {"portrait.settings"}, "portrait.settings": {"portrait.urlguard"},
+                       "portrait.urlguard": {"db.models"}}) == [
+        "db.models imports portrait.settings, which reaches back into db/"]
+
+
 @pytest.mark.parametrize(("importer", "imported"), [
-    ("worker.webhooks", "api.schemas"), ("db.dispatch", "portrait.queue"), ("api.app", "worker.tasks"),
+    ("worker.webhooks", "api.schemas"), ("db.dispatch", "jobs.messages"), ("api.app", "worker.tasks"),
+    ("portrait.storage", "db.models"), ("jobs.objects", "api.schemas"),
     ("restoration.pipeline", "portrait.settings"), ("api.jobs", "restoration.pipeline"),
     ("portrait.settings", "restoration.image_io"), ("restoration.formats", "numpy"),
     ("restoration.training.losses", "restoration.judge"), ("restoration.training.loop", "dlib"),

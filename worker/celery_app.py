@@ -1,9 +1,23 @@
-"""The worker's Celery app: ``celery -A worker.celery_app worker …``.
+"""The workers' Celery app and its configuration: ``portrait worker gpu|cpu`` runs it.
 
-GPU workers run ``-P prefork -c 1 -Q gpu,gpu-bulk`` (interactive first: the order is the priority,
-see portrait/queue.py): one child per GPU, which loads the pipeline once *after* fork
-(``worker_process_init``), so the parent never touches CUDA. CPU workers for URL fetches, webhooks,
-the sweeper and retention run ``-Q fetch,webhooks,maintenance`` and never load the model.
+GPU workers consume ``gpu`` then ``gpu-bulk`` with one prefork child per GPU, which loads the pipeline
+once *after* fork (``worker_process_init``), so the parent never touches CUDA. CPU workers for URL
+fetches, webhooks, the sweeper, retention and the bulk dispatcher consume ``fetch``, ``webhooks`` and
+``maintenance`` and never load the model. Messages are sent through jobs/messages.py, which picks the
+queue; this app only consumes (and beat sends the sweep and retention on their schedule).
+
+Reliability settings follow from "Postgres is the source of truth, Redis only carries messages":
+``task_acks_late`` + ``task_reject_on_worker_lost`` give a message back if its worker dies,
+``worker_prefetch_multiplier = 1`` keeps one GPU job per child, and the broker's ``visibility_timeout``
+is longer than the hard time limit so a long job is not delivered twice while it is still running; the
+transport survives a broker outage with messages in hand (worker/broker.py). Whatever a lost message
+would lose, the sweeper rebuilds from Postgres.
+
+Two restore queues keep bulk work from starving interactive users: with kombu's
+``queue_order_strategy="priority"`` each fetch is one BRPOP over the queues *in the order consumed*,
+and Redis answers from the first non-empty list, so a waiting single job is always taken before the
+next batch item (the default ``round_robin`` would alternate). One child runs one job at a time
+(prefetch 1 + acks_late), so a single job waits at most for the batch item already running.
 """
 
 from __future__ import annotations
@@ -11,10 +25,46 @@ from __future__ import annotations
 import logging
 import os
 
+from celery import Celery
 from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init
 
-from portrait.queue import make_celery
-from portrait.settings import get_settings
+from jobs import messages
+from portrait.settings import Settings, get_settings
+from worker.broker import RedisTransport
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    """The workers' app: consumption, time limits, the broker transport and beat's schedule."""
+    settings = settings or get_settings()
+    app = Celery("portrait", broker=settings.redis_url)
+    app.conf.update(
+        broker_transport=RedisTransport,
+        task_serializer="json",
+        accept_content=["json"],
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        # a child loads the pipeline in worker_process_init, before it reports UP to its parent
+        worker_proc_alive_timeout=settings.worker_start_timeout_s,
+        task_soft_time_limit=settings.task_soft_time_limit_s,
+        task_time_limit=settings.task_time_limit_s,
+        broker_transport_options={"visibility_timeout": settings.task_time_limit_s + 300,
+                                  "queue_order_strategy": "priority"},
+        broker_connection_retry_on_startup=True,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        # beat's messages (messages sent by the workers name their queue: jobs/messages.py)
+        task_routes={messages.SWEEP_TASK: {"queue": settings.maintenance_queue},
+                     messages.RETENTION_TASK: {"queue": settings.maintenance_queue}},
+        beat_schedule={
+            "sweep": {"task": messages.SWEEP_TASK, "schedule": settings.sweep_interval_s},
+            "retention": {"task": messages.RETENTION_TASK, "schedule": settings.retention_interval_s},
+        },
+    )
+    return app
+
 
 app = make_celery()
 app.conf.include = ["worker.tasks", "worker.fetch", "worker.webhooks", "worker.sweeper", "worker.retention",

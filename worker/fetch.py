@@ -1,12 +1,13 @@
 """URL inputs are fetched on a CPU queue (FETCH_QUEUE), never on a GPU worker's time.
 
-A restore message for a job whose URL input is not in storage yet is handed here by the GPU task before
-it claims the job (worker/tasks.py); this task fetches the URL through portrait/urlguard.py (SSRF checks
-at every hop, size cap, and a total URL_FETCH_TIMEOUT_S deadline), stores it under the job's input key
-and sends the restore message again. A slow or hostile origin so costs one CPU thread for at most
+A job with a URL input is sent here first (``jobs.messages.send_job`` picks this queue while
+FETCH_URL_INPUTS_ON_CPU is on); this task fetches the URL through portrait/urlguard.py (SSRF checks at
+every hop, size cap, and a total URL_FETCH_TIMEOUT_S deadline), stores it under the job's input key and
+sends the job on to its restore queue. A slow or hostile origin so costs one CPU thread for at most
 URL_FETCH_TIMEOUT_S, and a GPU nothing. A refused or failed fetch fails the job (``url_not_allowed``,
 ``input_fetch_failed``) while it is still queued. Duplicate fetch messages (the sweeper re-sends a queued
-job's message when it sees none) are harmless: the key is the same and the claim drops extra restores.
+job's message when it sees none) are harmless: an input already stored is not fetched again, and the
+claim drops extra restores.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import uuid
 from db import jobs as jobs_db
 from db.models import Job
 from db.session import session_scope
-from portrait import queue
+from jobs import messages
 from portrait.logs import bind, job_fields, log_context
 from portrait.settings import get_settings
 from portrait.storage import get_storage
@@ -35,7 +36,7 @@ def fetch_to_storage(url: str, key: str) -> bytes:
     return data
 
 
-@app.task(name=queue.FETCH_TASK)
+@app.task(name=messages.FETCH_TASK)
 def fetch_input(job_id: str) -> str:
     with log_context(job_id=job_id):
         return _fetch_input(job_id)
@@ -47,7 +48,7 @@ def _fetch_input(job_id: str) -> str:
         job = s.get(Job, jid)
         if job is None or not job.waits_for_url:
             return "skipped"
-        url, key, bulk = job.input_url or "", job.input_key, job.batch_id is not None
+        url, key = job.input_url or "", job.input_key
         bind(**job_fields(job, job.attempts + 1))  # the attempt this fetch is for
     if get_storage().size(key) is None:
         try:
@@ -57,7 +58,7 @@ def _fetch_input(job_id: str) -> str:
             with session_scope() as s:
                 failed = jobs_db.fail(s, jid, code, str(e))
             log.info("job %s failed: %s: %s", job_id, code, e)
-            queue.send_notices(failed)
+            messages.send(failed)
             return "failed"
-    queue.enqueue_restore(jid, bulk=bulk)
+    messages.send_job(job, fetched=True)
     return "fetched"

@@ -18,9 +18,9 @@ from sqlalchemy import ColumnElement, delete, func, select
 
 from db import jobs as jobs_db
 from db.idempotency import purge as purge_idempotency_keys
-from db.models import Client, Job, JobStatus, Upload
+from db.models import FINISHED_STATUSES, Client, Job, JobStatus, Upload
 from db.session import session_scope
-from portrait import queue
+from jobs import messages
 from portrait.settings import get_settings
 from portrait.storage import get_storage
 from worker.celery_app import app
@@ -40,7 +40,7 @@ def _expire_jobs() -> int:
     with session_scope() as s:
         rows = s.execute(
             select(Job.id, Job.input_key, Job.output_key).join(Client, Client.id == Job.client_id)
-            .where(Job.status.in_(jobs_db.FINISHED), _cutoff(Job.finished_at))
+            .where(Job.status.in_(FINISHED_STATUSES), _cutoff(Job.finished_at))
             .order_by(Job.finished_at).limit(BATCH).with_for_update(of=Job, skip_locked=True)
         ).all()
         if not rows:
@@ -81,6 +81,6 @@ def retain_once() -> dict[str, int]:
     return counts
 
 
-@app.task(name=queue.RETENTION_TASK)
+@app.task(name=messages.RETENTION_TASK)
 def retention() -> dict[str, int]:
     return retain_once()

@@ -3,10 +3,10 @@
 * queued jobs whose message was sent more than QUEUED_STALE_S ago (or never, for single jobs committed
   that long ago: the API sends right after its commit) → enqueue again, if their restore queue is empty
   in Redis or their message is in neither that queue's list nor kombu's unacked set
-  (``queue.restore_messages``): a long backlog is waiting, not lost, and re-sending it every sweep
+  (``broker.restore_messages``): a long backlog is waiting, not lost, and re-sending it every sweep
   would multiply it; but one client's lost messages must not wait until every other client's work has
   drained (they still count against its fair-dispatch cap, so nothing else of that client would be
-  sent). A queue too long to read (``queue.SCAN_MAX``) is a backlog: then only the empty-queue rule
+  sent). A queue too long to read (``broker.SCAN_MAX``) is a backlog: then only the empty-queue rule
   applies. Batch items not sent yet are waiting for their client's turn, not lost: the sweep runs the
   fair dispatcher (db/dispatch.py) for them;
 * running jobs whose lease expired (their worker died or hung) → back to queued and enqueue, or
@@ -29,27 +29,17 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-import redis
 from sqlalchemy import and_, func, or_, select, true
 
 from db import jobs as jobs_db
-from db.models import Batch, Job, WebhookDelivery, WebhookState
+from db.models import Batch, Job, JobStatus, WebhookDelivery, WebhookEvent, WebhookMessage, WebhookState
 from db.session import session_scope
-from portrait import queue
+from jobs import messages
 from portrait.settings import get_settings
-from worker import metrics
+from worker import broker, metrics
 from worker.celery_app import app
-from worker.webhooks import STARTED
 
 log = logging.getLogger("portrait.sweeper")
-
-
-def _queue_empty(name: str) -> bool:
-    """True when Redis holds no waiting message for this queue (so a stale queued job's was lost)."""
-    try:
-        return redis.Redis.from_url(get_settings().redis_url, socket_timeout=5).llen(name) == 0
-    except redis.RedisError:
-        return False  # cannot tell; the next sweep will
 
 
 def _pending_webhooks(model: type[Job] | type[Batch], fk: Any, state: Any, since: Any, grace: timedelta,
@@ -77,58 +67,57 @@ def sweep_once() -> dict[str, int]:
     counts = {"requeued_stale": 0, "requeued_expired": 0, "exhausted": 0, "dispatched": 0, "webhooks": 0}
 
     for bulk in (False, True):
-        empty = _queue_empty(queue.restore_queue(bulk))
+        empty = broker.queue_empty(messages.restore_queue(bulk))
         with session_scope() as s:
             stale = jobs_db.stale_queued(s, settings.queued_stale_s, bulk=bulk, limit=500 if empty else 1)
             if stale and not empty:
                 # Others' messages keep the queue busy (with fair dispatch, as long as any other client
                 # has a backlog): re-send only those whose message is gone from Redis. (One caught
                 # between the list and the unacked set is re-sent needlessly: the claim drops the copy.)
-                present = queue.restore_messages(bulk)
+                present = broker.restore_messages(bulk)
                 stale = [] if present is None else jobs_db.stale_queued(
                     s, settings.queued_stale_s, bulk=bulk, exclude=[uuid.UUID(j) for j in present])
-            for jid in stale:
-                jobs_db.mark_enqueued(s, jid, reason="re-enqueued by sweeper: message presumed lost")
-        for jid in stale:
-            queue.enqueue_restore(jid, bulk=bulk)
+            for job in stale:
+                jobs_db.mark_enqueued(s, job.id, reason="re-enqueued by sweeper: message presumed lost")
+        for job in stale:
+            messages.send_job(job)
         counts["requeued_stale"] += len(stale)
 
-    requeued, exhausted = [], []
     with session_scope() as s:
-        for job in jobs_db.expired_running(s):
-            if job.attempts >= settings.max_attempts:
-                failed = jobs_db.fail(s, job.id, "attempts_exhausted",
-                                      f"worker lost {job.attempts} times (lease expired)", attempt=job.attempts)
-                if failed is not None:
-                    exhausted.append(failed)
-            elif (back := jobs_db.requeue(s, job.id, "lease expired: worker presumed dead")) is not None:
-                requeued.append(back)
-    for job in requeued:
-        queue.enqueue_restore(job.id, bulk=job.batch_id is not None)
+        given_back = [jobs_db.give_back(s, job, "lease expired: worker presumed dead",
+                                        max_attempts=settings.max_attempts)
+                      for job in jobs_db.expired_running(s)]
+    requeued = [t for t in given_back if t is not None and t.job.status != JobStatus.failed]
+    exhausted = [t for t in given_back if t is not None and t.job.status == JobStatus.failed]
+    for back in requeued:
+        messages.send_job(back.job)
         metrics.job_finished("requeued", "lease_expired")
     for _ in exhausted:
-        metrics.job_finished("failed", "attempts_exhausted")
-    queue.send_notices(*exhausted)
+        metrics.job_finished("failed", jobs_db.EXHAUSTED)
+    messages.send(*exhausted)
     counts["requeued_expired"], counts["exhausted"] = len(requeued), len(exhausted)
-    queue.request_dispatch()  # a dispatch request lost to a crash
+    messages.request_dispatch()  # a dispatch request lost to a crash
 
-    grace = timedelta(seconds=settings.queued_stale_s)
-    started = WebhookDelivery.event_type == STARTED
-    jobs = _pending_webhooks(Job, WebhookDelivery.job_id, Job.webhook_state, Job.finished_at, grace, ~started)
-    for jid, attempt in jobs:
-        queue.enqueue_webhook(jid, queue.job_message_id(jid), (attempt or 0) + 1)
-    starts = _pending_webhooks(Job, WebhookDelivery.job_id, Job.start_webhook_state, Job.started_at, grace, started)
-    for jid, attempt in starts:
-        queue.enqueue_webhook(jid, queue.job_message_id(jid, "start"), (attempt or 0) + 1, event="start")
-    batches = _pending_webhooks(Batch, WebhookDelivery.batch_id, Batch.webhook_state, Batch.completed_at, grace)
-    for bid, attempt in batches:
-        queue.enqueue_batch_webhook(bid, (attempt or 0) + 1)
-    counts["webhooks"] = len(jobs) + len(starts) + len(batches)
+    counts["webhooks"] = _resend_webhooks(timedelta(seconds=settings.queued_stale_s))
     if any(counts.values()):
         log.info("sweep: %s", counts)
     return counts
 
 
-@app.task(name=queue.SWEEP_TASK)
+def _resend_webhooks(grace: timedelta) -> int:
+    """Re-send the webhook messages still pending long after their last attempt was due."""
+    started = WebhookDelivery.event_type == WebhookMessage.STARTED
+    owed = [(WebhookMessage(jid, WebhookEvent.completed), attempt) for jid, attempt in _pending_webhooks(
+        Job, WebhookDelivery.job_id, Job.webhook_state, Job.finished_at, grace, ~started)]
+    owed += [(WebhookMessage(jid, WebhookEvent.start), attempt) for jid, attempt in _pending_webhooks(
+        Job, WebhookDelivery.job_id, Job.start_webhook_state, Job.started_at, grace, started)]
+    owed += [(WebhookMessage.for_batch(bid), attempt) for bid, attempt in _pending_webhooks(
+        Batch, WebhookDelivery.batch_id, Batch.webhook_state, Batch.completed_at, grace)]
+    for message, attempt in owed:
+        messages.send_webhook(message, (attempt or 0) + 1)
+    return len(owed)
+
+
+@app.task(name=messages.SWEEP_TASK)
 def sweep() -> dict[str, int]:
     return sweep_once()

@@ -9,8 +9,9 @@ Events (the client picks per-job ones with ``webhook_events_filter``, like Repli
 * ``batch.completed`` once per batch when its last item finishes (``msg_batch_<hex>``), always sent
   when the batch has a webhook_url.
 
-Which messages are owed is decided in db/jobs.py; one task, :func:`deliver_webhook`, delivers all
-three kinds (a batch's with the batch as subject).
+Which messages are owed is decided in db/jobs.py, each a ``db.models.WebhookMessage`` that owns its
+id, payload type and state column; one task, :func:`deliver_webhook`, delivers all three (a batch's
+with the batch as subject).
 
 Each message keeps its id on every retry, so receivers can de-duplicate. Headers: ``webhook-id``,
 ``webhook-timestamp`` (unix seconds) and ``webhook-signature: v1,<base64 HMAC-SHA256 of
@@ -27,7 +28,6 @@ import json
 import logging
 import random
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,20 +38,18 @@ from standardwebhooks.webhooks import Webhook
 
 from db.admin import signing_secrets
 from db.batches import status_counts
-from db.models import Batch, Job, WebhookDelivery, WebhookState
+from db.models import Batch, Job, WebhookDelivery, WebhookMessage, WebhookState
 from db.session import session_scope
-from portrait import queue, urlguard
+from jobs import messages
+from jobs.objects import batch_object, job_object
+from portrait import urlguard
 from portrait.logs import bind, log_context
-from portrait.objects import batch_object, job_object
 from portrait.settings import Settings, get_settings
 from portrait.storage import get_storage
 from worker import metrics
 from worker.celery_app import app
 
 log = logging.getLogger("portrait.webhooks")
-
-STARTED = "job.started"  # payload type of the "start" event, and event_type of its delivery rows
-
 
 def retry_delay(attempt: int, settings: Settings, rng: random.Random | None = None) -> float:
     """Delay before attempt ``attempt + 1``: base·2^(attempt-1), capped, times 1 ± jitter.
@@ -64,11 +62,14 @@ def retry_delay(attempt: int, settings: Settings, rng: random.Random | None = No
     return base * (rng or random).uniform(1 - j, 1 + j)
 
 
-def build_payload(job: Job, event: str = "completed") -> dict[str, Any]:
+def build_payload(message: WebhookMessage, row: Job | Batch, counts: dict[str, int] | None = None
+                  ) -> dict[str, Any]:
+    """The body of ``message`` about ``row`` (a batch's takes its items' status ``counts``)."""
+    data = (batch_object(row, counts or {}) if isinstance(row, Batch) else job_object(row, get_storage()))
     return {
-        "type": STARTED if event == "start" else f"job.{job.status.value}",
+        "type": message.payload_type(getattr(row, "status", None)),
         "timestamp": datetime.now(UTC).isoformat(),
-        "data": job_object(job, get_storage()).model_dump(mode="json"),
+        "data": data.model_dump(mode="json"),
     }
 
 
@@ -123,78 +124,60 @@ def _outcome(a: _Attempt, attempt: int, settings: Settings) -> tuple[WebhookStat
     return None, retry_delay(attempt, settings)
 
 
-BATCH_COMPLETED = "batch.completed"  # the event (and payload type) of a batch's webhook
-
-
-def build_batch_payload(batch: Batch, counts: dict[str, int]) -> dict[str, Any]:
-    return {
-        "type": BATCH_COMPLETED,
-        "timestamp": datetime.now(UTC).isoformat(),
-        "data": batch_object(batch, counts).model_dump(mode="json"),
-    }
-
-
-def _subject(s: Session, subject_id: uuid.UUID, event: str) -> Job | Batch | None:
-    """The job or batch whose ``event`` message is still owed (its state ``pending``), else None."""
-    if event == BATCH_COMPLETED:
-        row: Job | Batch | None = s.get(Batch, subject_id)
-    else:
-        row = s.get(Job, subject_id)
-    if row is None or not row.webhook_url or getattr(row, _state_field(event)) != WebhookState.pending:
+def _subject(s: Session, message: WebhookMessage) -> Job | Batch | None:
+    """The job or batch ``message`` is about, if it is still owed (its state ``pending``), else None."""
+    row: Job | Batch | None = s.get(Batch if message.batch else Job, message.subject_id)
+    if row is None or not row.webhook_url or getattr(row, message.state_column) != WebhookState.pending:
         return None  # gone, delivered, given up, or never asked for
     return row
 
 
-def _state_field(event: str) -> str:
-    """The column tracking this event's webhook (each event is delivered, retried and swept alone)."""
-    return "start_webhook_state" if event == "start" else "webhook_state"
-
-
-@app.task(name=queue.WEBHOOK_TASK)
+@app.task(name=messages.WEBHOOK_TASK)
 def deliver_webhook(subject_id: str, message_id: str, attempt: int = 1, event: str = "completed") -> str:
     """Deliver one message: a job's ``start`` or ``completed`` event, or a batch's ``batch.completed``
-    (``subject_id`` is then the batch's id); record the attempt; retry, or settle the state."""
-    subject = {"batch_id": subject_id} if event == BATCH_COMPLETED else {"job_id": subject_id}
-    with log_context(**subject):
-        result = _deliver(subject_id, message_id, attempt, event)
+    (``subject_id`` is then the batch's id; ``message_id`` is the message's own, carried for the log);
+    record the attempt; retry, or settle the state."""
+    message = WebhookMessage.from_wire(subject_id, event)
+    with log_context(**{"batch_id" if message.batch else "job_id": subject_id}):
+        result = _deliver(message, attempt)
     metrics.webhook_attempt(result)
     return result
 
 
-def _deliver(subject_id: str, message_id: str, attempt: int, event: str) -> str:
+def _deliver(message: WebhookMessage, attempt: int) -> str:
     settings = get_settings()
-    sid = uuid.UUID(subject_id)
     with session_scope() as s:
-        row = _subject(s, sid, event)
+        row = _subject(s, message)
         if row is None:
             return "skipped"
         bind(client_id=row.client_id)
         secrets = signing_secrets(s, row.client_id)
         url = row.webhook_url
-        payload = (build_batch_payload(row, status_counts(s, sid)) if isinstance(row, Batch)
-                   else build_payload(row, event))
+        counts = status_counts(s, message.subject_id) if message.batch else None
+        payload = build_payload(message, row, counts)
         body = json.dumps(payload, separators=(",", ":"))
 
-    a, now = _post(url, secrets, message_id, body, settings)
+    a, now = _post(url, secrets, message.id, body, settings)
     state, delay = _outcome(a, attempt, settings)
-    is_batch = event == BATCH_COMPLETED
+    sid = message.subject_id
     with session_scope() as s:
         s.add(WebhookDelivery(
-            job_id=None if is_batch else sid, batch_id=sid if is_batch else None, message_id=message_id,
-            event_type=payload["type"], url=url, attempt=attempt, status_code=a.status_code, error=a.error,
-            duration_ms=a.ms, next_retry_at=now + timedelta(seconds=delay) if delay is not None else None,
+            job_id=None if message.batch else sid, batch_id=sid if message.batch else None,
+            message_id=message.id, event_type=payload["type"], url=url, attempt=attempt,
+            status_code=a.status_code, error=a.error, duration_ms=a.ms,
+            next_retry_at=now + timedelta(seconds=delay) if delay is not None else None,
         ))
         if state is not None:
-            setattr(s.get(Batch if is_batch else Job, sid), _state_field(event), state)
+            setattr(s.get(Batch if message.batch else Job, sid), message.state_column, state)
     if delay is not None:
-        queue.enqueue_webhook(sid, message_id, attempt + 1, countdown=delay, event=event)
-        log.info("webhook %s attempt %d -> %s; retry in %.1f s", message_id, attempt,
+        messages.send_webhook(message, attempt + 1, countdown=delay)
+        log.info("webhook %s attempt %d -> %s; retry in %.1f s", message.id, attempt,
                  a.status_code or a.error, delay)
         return "retrying"
     return state.value if state else "failed"
 
 
-@app.task(name=queue.BATCH_WEBHOOK_TASK)
+@app.task(name=messages.BATCH_WEBHOOK_TASK)
 def deliver_batch_webhook(batch_id: str, message_id: str, attempt: int = 1) -> str:
     """The old name of a batch's delivery: messages queued before this version still arrive here."""
-    return deliver_webhook(batch_id, message_id, attempt, BATCH_COMPLETED)
+    return deliver_webhook(batch_id, message_id, attempt, WebhookMessage.BATCH_COMPLETED)

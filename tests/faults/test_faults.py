@@ -28,13 +28,14 @@ import pytest
 from harness import Api, FileServer, RedisServer, Stack, TcpProxy, WebhookReceiver, jpeg_bytes, wait_until
 from PIL import Image
 
+from db.models import FINISHED_STATUSES
 from restoration.paths import default_faces_dir
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 FACES_DIR = default_faces_dir()
-TERMINAL = ("succeeded", "failed", "canceled")
+TERMINAL = FINISHED_STATUSES
 BIG_LIMITS = {"rate_limit_per_s": 10_000, "rate_limit_burst": 10_000, "max_jobs_in_flight": 10_000}
 
 

@@ -564,7 +564,7 @@ def running_stack(tmp: Path, extra_env: dict[str, str] | None = None,
 def reset_caches() -> None:
     """Settings, engine, storage and producer are per-process singletons; rebuild them from env."""
     from db.session import dispose_engine
-    from portrait.queue import producer
+    from jobs.messages import producer
     from portrait.settings import get_settings
     from portrait.storage import get_storage
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from typing import Any
 
 import pytest
 from harness import Api, FileServer, Stack, job_events
@@ -15,7 +16,7 @@ from db import batches as batches_db
 from db import dispatch
 from db.models import Job
 from db.session import session_scope
-from portrait import queue
+from jobs import messages
 from portrait.settings import get_settings
 from portrait.storage import client_prefix, get_storage, input_key
 from worker.dispatch import dispatch_bulk
@@ -174,7 +175,7 @@ def test_messages_waiting_behind_a_busy_worker_are_not_resent(api: Api, stack: S
     import redis
     from harness import wait_until
 
-    from portrait import queue
+    from worker import broker
 
     cap = get_settings().bulk_in_flight_per_client
     release = threading.Event()
@@ -186,9 +187,9 @@ def test_messages_waiting_behind_a_busy_worker_are_not_resent(api: Api, stack: S
         api.wait(single["id"], statuses=("running",), timeout=60)  # holds the only worker
         batch = _batch(api, small_faces[130:130 + cap + 1], "waiting")
         wait_until(lambda: r.llen(stack.env["GPU_BULK_QUEUE"]) == cap, 10, what="the batch dispatched")
-        present = queue.restore_messages(bulk=True)
+        present = broker.restore_messages(bulk=True)
         assert present is not None and set(batch["job_ids"][:cap]) <= present
-        assert single["id"] in queue.restore_messages(bulk=False), "the running job's message is unacked"
+        assert single["id"] in broker.restore_messages(bulk=False), "the running job's message is unacked"
         time.sleep(get_settings().queued_stale_s + 3 * get_settings().sweep_interval_s)
         assert r.llen(stack.env["GPU_BULK_QUEUE"]) == cap, "re-sent although waiting"
         release.set()
@@ -212,26 +213,26 @@ def test_a_failed_send_puts_the_unsent_items_back_in_line(api: Api, stack: Stack
     for i, key in enumerate(keys):
         get_storage().put(key, small_faces[60 + i], "image/jpeg")
     items = [batches_db.NewItem(uuid.uuid4(), k, "object") for k in keys]
-    real_send = queue.enqueue_restore
+    real_send = messages.send_job
     calls: list[uuid.UUID] = []
 
-    def flaky_send(jid: uuid.UUID, *, bulk: bool = False) -> None:
-        calls.append(jid)
+    def flaky_send(job: Job, **kwargs: Any) -> None:
+        calls.append(job.id)
         if len(calls) > 1:
             raise ConnectionError("redis went away")
-        real_send(jid, bulk=bulk)
+        real_send(job, **kwargs)
 
     stack.procs["beat"].stop()
     try:
         with session_scope() as s:  # committed, not yet dispatched
             batch = batches_db.create(s, client_id=api.client.id, items=items, options={"upscale": 1},
                                       webhook_url=None, webhook_events_filter=[])
-        monkeypatch.setattr(queue, "enqueue_restore", flaky_send)
+        monkeypatch.setattr(messages, "send_job", flaky_send)
         assert dispatch_bulk() == 1
         with session_scope() as s:
             waiting = s.scalar(select(func.count()).where(Job.batch_id == batch.id, dispatch.UNDISPATCHED))
         assert waiting == cap - 1
-        monkeypatch.setattr(queue, "enqueue_restore", real_send)
+        monkeypatch.setattr(messages, "send_job", real_send)
         done = wait_batch(api, str(batch.id), timeout=120)  # each finished item dispatches the next ones
     finally:
         stack.start_beat()

@@ -16,7 +16,7 @@ from standardwebhooks.webhooks import Webhook
 from db import jobs as jobs_db
 from db.models import Job, JobEvent, WebhookDelivery
 from db.session import session_scope
-from portrait import queue
+from jobs import messages
 from portrait.storage import get_storage, input_key
 
 
@@ -93,8 +93,10 @@ def test_redelivered_message_never_reruns_a_finished_job(api: Api, stack: Stack,
     job = api.wait(api.submit(portrait_jpeg, options='{"upscale": 1}').json()["id"])
     assert job["status"] == "succeeded"
     before = job_events(job["id"])
+    with session_scope() as s:
+        row = s.get(Job, uuid.UUID(job["id"]))
     for _ in range(3):
-        queue.enqueue_restore(job["id"])
+        messages.send_job(row)
     wait_until(lambda: _queue_len(stack, stack.env["GPU_QUEUE"]) == 0, 30, what="messages consumed")
     time.sleep(2)
     after = api.http.get(f"/v1/jobs/{job['id']}").json()

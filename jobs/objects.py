@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from db.models import Batch, Job, JobStatus
+from db.models import ACTIVE_STATUSES, Batch, Job, JobStatus
 from portrait.storage import Storage
 
 
@@ -64,7 +64,7 @@ class BatchObject(BaseModel):
 
 
 def batch_object(batch: Batch, counts: dict[str, int]) -> BatchObject:
-    finished = sum(n for st, n in counts.items() if st not in ("queued", "running"))
+    finished = sum(n for st, n in counts.items() if st not in ACTIVE_STATUSES)
     return BatchObject(
         id=batch.id, status="completed" if batch.completed_at else "processing", created_at=batch.created_at,
         completed_at=batch.completed_at, total=batch.total, counts=counts,
