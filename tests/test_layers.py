@@ -1,4 +1,4 @@
-"""The layering rule of the README, read from the code's imports (AST), so it cannot quietly erode.
+"""The layering rule (docs/code-map.md), read from the code's imports (AST), so it cannot quietly erode.
 
 restoration/ knows nothing of queues, databases or S3; db/ persists and sends no messages; api/ and
 worker/ never import each other; portrait/'s shared modules sit below both; of the ML core, api/ and
