@@ -36,7 +36,7 @@ check: install
 	$(BIN)/python -m pytest -m "not services" $(PYTEST_ARGS)
 
 # Only the fault and abuse suite (make test runs it too): Redis restart, Postgres outage, full temp
-# disk, a 2,000-job burst; figures in out/faults.json and the README's reliability section.
+# disk, a 2,000-job burst; figures in out/faults.json and docs/operations.md's fault table.
 test-faults: install services
 	$(BIN)/python -m pytest tests/faults $(PYTEST_ARGS)
 

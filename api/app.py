@@ -23,7 +23,7 @@ configure_api(get_settings().log_format)  # text, or JSON lines with request and
 app = FastAPI(
     title="Portrait restoration API",
     version="0.1.0",
-    description="Submit photos, poll jobs, receive signed webhooks. See README.md for the error codes.",
+    description="Submit photos, poll jobs, receive signed webhooks. Error codes: docs/errors.md.",
     generate_unique_id_function=lambda route: route.name,  # operationIds: create_job, get_job, ...
 )
 app.add_middleware(IdempotencyMiddleware)

@@ -16,7 +16,7 @@ from restoration.options import RestoreOptions
 
 
 class ErrorBody(BaseModel):
-    code: str = Field(description="A stable code from the catalogue (the README's error table); new codes "
+    code: str = Field(description="A stable code from the catalogue (docs/errors.md); new codes "
                                   "may be added, none is renamed.", examples=["not_found"])
     message: str = Field(description="What went wrong, for people; not stable.")
 

@@ -1,7 +1,7 @@
 """The public error catalogue: every ``error.code`` the API returns or stores on a failed job.
 
-Codes are stable API; add, never rename. The README's error table is generated from the same facts,
-keep them in step. Pipeline codes come from ``restoration.errors``.
+Codes are stable API; add, never rename. docs/errors.md is generated from this catalogue
+(scripts/gen_docs.py). Pipeline codes come from ``restoration.errors``.
 """
 
 from __future__ import annotations

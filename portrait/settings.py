@@ -1,9 +1,10 @@
 """Every setting of the service in one pydantic-settings class.
 
 Each field is read from the environment variable of the same name in upper case (``DATABASE_URL``,
-``S3_BUCKET`` …) or from a ``.env`` file in the working directory. The README lists them all; keep the
-two in step. ``restoration/`` never imports this module: the CLI and the worker translate the fields it
-needs into plain arguments, so the ML core stays free of service concerns.
+``S3_BUCKET`` …) or from a ``.env`` file in the working directory. docs/settings.md lists them all,
+generated from this class (scripts/gen_docs.py). ``restoration/`` never imports this module: the CLI
+and the worker translate the fields it needs into plain arguments, so the ML core stays free of service
+concerns.
 """
 
 from __future__ import annotations

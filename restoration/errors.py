@@ -1,6 +1,6 @@
 """Errors the pipeline raises, each with a stable machine-readable ``code``.
 
-The codes are part of the public API: the service stores them on failed jobs and the README documents
+The codes are part of the public API: the service stores them on failed jobs and docs/errors.md documents
 them. Add codes, never rename them.
 """
 

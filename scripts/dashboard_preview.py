@@ -1,4 +1,4 @@
-"""Render the Grafana dashboard's panels from a real Prometheus, for the README (no Grafana runs here).
+"""Render the Grafana dashboard's panels from a real Prometheus, for docs/operations.md (no Grafana runs here).
 
 Reads ``infra/grafana/dashboards/portrait.json``, runs each panel's PromQL as a range query over the
 last ``--minutes`` against ``--prometheus`` and draws the panels in the dashboard's grid, titles,

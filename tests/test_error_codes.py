@@ -1,5 +1,5 @@
 """Every error code the code can produce is in the public catalogue (portrait/errors.py), which the
-README's error table is generated from: a code invented in a call site cannot reach a client undocumented.
+error table in docs/errors.md is generated from: a code invented in a call site cannot reach a client undocumented.
 """
 
 from __future__ import annotations

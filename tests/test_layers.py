@@ -1,4 +1,4 @@
-"""The layering rule of the README, read from the code's imports (AST), so it cannot quietly erode.
+"""The layering rule (docs/code-map.md), read from the code's imports (AST), so it cannot quietly erode.
 
 The floors, bottom up: restoration/ (the ML core: knows nothing of queues, databases or S3); portrait/'s
 core (settings, errors, logs, metrics, storage, urlguard); db/ (persists and sends no messages); jobs/

@@ -1,6 +1,6 @@
 """The fault and abuse suite's stack: like the service tests' one, but with a private Redis the tests
 may kill and a TCP proxy in front of Postgres they may cut. Figures go to ``out/faults.json`` and are
-printed at the end of the run (the README's reliability section quotes them)."""
+printed at the end of the run (docs/operations.md's fault table quotes them)."""
 
 from __future__ import annotations
 

@@ -156,7 +156,7 @@ def test_uploads_are_presigned_posts_the_store_enforces(api: Api, small_faces: l
     assert r.status_code == 403, "the policy allows exactly one key"
     assert api.http.get(f"/v1/uploads/{fresh['id']}").json()["uploaded"] is False
 
-    # what the README says a policy allows: until it expires, replaying it replaces that one object
+    # what docs/api.md says a policy allows: until it expires, replaying it replaces that one object
     for data in (small_faces[1], small_faces[2]):
         r = httpx.post(fresh["url"], data=fresh["fields"], files={"file": ("x.jpg", data)}, timeout=30)
         assert r.status_code in (200, 201, 204), r.text

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from harness import Api, Stack
 
-OUT = Path(__file__).resolve().parents[2] / "out" / "page"  # the screenshot the README shows
+OUT = Path(__file__).resolve().parents[2] / "out" / "page"  # the screenshot docs/api.md shows
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def browser():
 
 def test_the_page_restores_a_photo_end_to_end(stack: Stack, api: Api, browser, tmp_path: Path) -> None:
     """With what a deployment serves by default (the learned restorer; the shared stack runs the stand-in),
-    so that the screenshot the README shows is the product's."""
+    so that the screenshot docs/api.md shows is the product's."""
     with stack.private_pair("page", {"MODEL_PATH": ""}) as (_worker, server):  # empty = the default
         _restore_on_the_page(server.url, api, browser, tmp_path)
 

@@ -9,7 +9,7 @@ import httpx
 from harness import Api, Stack, WebhookReceiver, lose_worker, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
-OUT = Path(__file__).resolve().parents[2] / "out" / "metrics"  # the last scrapes, for the README's excerpt
+OUT = Path(__file__).resolve().parents[2] / "out" / "metrics"  # the last scrapes, for the excerpt in docs/operations.md
 
 
 def _scrape(url: str, keep: str | None = None) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
