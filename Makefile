@@ -53,18 +53,18 @@ api: install
 # GPU worker: interactive queue first (strict priority over batch items), one child per GPU.
 # Its Prometheus exporter: WORKER_METRICS_PORT (e.g. 9808; 0 = none).
 worker: install
-	$(BIN)/celery -A worker.celery_app worker -P prefork -c 1 -Q gpu,gpu-bulk -E -l info
+	$(BIN)/portrait worker gpu
 
 # CPU worker: URL-input fetches, webhooks, sweeper and retention; never loads the model.
 worker-cpu: install
-	$(BIN)/celery -A worker.celery_app worker -P threads -c 8 -Q fetch,webhooks,maintenance -E -l info
+	$(BIN)/portrait worker cpu
 
 beat: install
-	$(BIN)/celery -A worker.celery_app beat -l info
+	$(BIN)/portrait beat
 
 # Needs FLOWER_BASIC_AUTH=user:password: flowerconfig.py refuses to start an open Flower.
 flower: install
-	$(BIN)/celery -A worker.celery_app flower --port=5555 --address=127.0.0.1
+	$(BIN)/portrait flower
 
 # api + worker + beat + flower against the local services (and a local SeaweedFS as S3).
 dev: install services

@@ -1,9 +1,10 @@
-"""The worker's Celery app: ``celery -A worker.celery_app worker …``.
+"""The worker's Celery app, started by ``portrait worker gpu|cpu`` (portrait/cli.py writes the command line).
 
-GPU workers run ``-P prefork -c 1 -Q gpu,gpu-bulk`` (interactive first: the order is the priority,
-see portrait/queue.py): one child per GPU, which loads the pipeline once *after* fork
-(``worker_process_init``), so the parent never touches CUDA. CPU workers for URL fetches, webhooks,
-the sweeper and retention run ``-Q fetch,webhooks,maintenance`` and never load the model.
+GPU workers (``portrait worker gpu``: prefork, one child, GPU_QUEUE then GPU_BULK_QUEUE, interactive
+first: the order is the priority, see portrait/queue.py): one child per GPU, which loads the pipeline once
+*after* fork (``worker_process_init``), so the parent never touches CUDA. CPU workers for URL fetches,
+webhooks, the sweeper and retention (``portrait worker cpu``: threads, FETCH_QUEUE, WEBHOOK_QUEUE,
+MAINTENANCE_QUEUE) never load the model.
 """
 
 from __future__ import annotations
