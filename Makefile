@@ -1,6 +1,6 @@
 # One entry point for developers and CI. `make test` works on a fresh machine: it builds the venv,
 # installs the project, starts Redis/Postgres if they are down, and runs pytest; the tests themselves
-# start SeaweedFS, uvicorn and Celery workers as subprocesses (tests/service/harness.py).
+# start SeaweedFS, uvicorn and Celery workers as subprocesses (devstack/, through tests/service/harness.py).
 SHELL := /bin/bash
 PY ?= python3
 VENV ?= .venv
@@ -68,7 +68,7 @@ flower: install
 
 # api + worker + beat + flower against the local services (and a local SeaweedFS as S3).
 dev: install services
-	scripts/dev.sh
+	$(BIN)/python -m devstack
 
 # The commercial training pack (CC-BY-4.0 London/Canada + public-domain US Congress, ~650 faces of ~540
 # people) in data/pack and the evaluation-only out-of-distribution pack in data/ood (both ignored:

@@ -5,7 +5,7 @@ commands start fast and never import torch unless they restore something.
 
 ``portrait worker gpu|cpu``, ``portrait beat`` and ``portrait flower`` are the only place the Celery
 command lines are written (queues from the settings, pool, concurrency, events); the Makefile, the
-compose file, the Dockerfiles, the dev stack, the tests and the benchmarks all start the
+compose file, the Dockerfiles, the dev stack (devstack/), the tests and the benchmarks all start the
 processes through them, so a queue or pool changes here and nowhere else.
 """
 

@@ -36,7 +36,7 @@ def test_make_targets_named_in_the_readme_exist() -> None:
 #: Paths the docs name that a command creates; each must go from here once it exists.
 NOT_YET: dict[str, str] = {}  # paths the docs may name before they exist: path -> why
 PATH_IN_TEXT = re.compile(
-    r"(?<![\w./-])((?:api|db|worker|portrait|restoration|tests|scripts|benchmarks|docs|infra|training|\.ci)"
+    r"(?<![\w./-])((?:api|db|worker|portrait|restoration|devstack|tests|scripts|benchmarks|docs|infra|training|\.ci)"
     r"/[\w./-]*[\w/])")
 
 
@@ -44,7 +44,8 @@ def _texts() -> list[Path]:
     docs = [ROOT / "README.md", ROOT / "MODEL_CARD.md", ROOT / "Makefile", ROOT / "training" / "LOG.md",
             ROOT / "docker-compose.yml"]
     docs += sorted((ROOT / "docs").glob("*.md")) + sorted((ROOT / "restoration" / "training" / "configs").glob("*"))
-    code = [p for pkg in ("api", "db", "worker", "portrait", "restoration", "scripts", "benchmarks", "tests")
+    code = [p for pkg in ("api", "db", "worker", "portrait", "restoration", "devstack", "scripts", "benchmarks",
+                          "tests")
             for p in sorted((ROOT / pkg).rglob("*.py"))]
     return docs + code + sorted((ROOT / "infra").glob("Dockerfile*"))
 
@@ -75,7 +76,7 @@ def test_package_data_globs_match_files() -> None:
 
 #: folders the README's file table describes, file by file
 TABLE_FOLDERS = ("api", "db", "worker", "portrait", "restoration", "restoration/training", "scripts",
-                 "benchmarks")
+                 "benchmarks", "devstack")
 
 
 def test_the_readme_file_table_names_every_module() -> None:

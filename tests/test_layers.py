@@ -1,7 +1,8 @@
 """The layering rule of the README, read from the code's imports (AST), so it cannot quietly erode.
 
 restoration/ knows nothing of queues, databases or S3; db/ persists and sends no messages; api/ and
-worker/ never import each other; portrait/'s shared modules sit below both; of the ML core, api/ and
+worker/ never import each other; portrait/'s shared modules sit below both; devstack/ (the stack for
+``make dev``, tests and benchmarks) sits above everything, and no service code imports it; of the ML core, api/ and
 portrait/ see only its light modules (options, formats, paths), which import no torch or OpenCV. Imports under
 ``if TYPE_CHECKING:`` are for type checkers only and do not count.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("api", "db", "worker", "portrait", "restoration")
+PACKAGES = ("api", "db", "worker", "portrait", "restoration", "devstack")
 #: portrait/'s entry points (the ``portrait`` command and the Python client) assemble, like api/app.py
 ENTRY_POINTS = {"portrait.cli", "portrait.client"}
 
@@ -35,6 +36,8 @@ FORBIDDEN = [
     ("portrait", "worker", "portrait/'s shared modules sit below worker/"),
     ("restoration.training", "restoration.judge", "training never sees the independent identity judge"),
     ("restoration.training", "dlib", "training never sees the independent identity judge"),
+    *((pkg, "devstack", "the dev stack starts the service; the service never imports it")
+      for pkg in ("api", "db", "worker", "portrait", "restoration")),
 ]
 #: The ML core's light modules (no torch, OpenCV or numpy): the restore options, the formats and
 #: limits, where third-party data lives. api/ and portrait/ may import these and nothing else of it.
@@ -106,6 +109,7 @@ def test_the_layers_hold() -> None:
     ("restoration.pipeline", "portrait.settings"), ("api.jobs", "restoration.pipeline"),
     ("portrait.settings", "restoration.image_io"), ("restoration.formats", "numpy"),
     ("restoration.training.losses", "restoration.judge"), ("restoration.training.loop", "dlib"),
+    ("portrait.queue", "devstack.stack"), ("worker.tasks", "devstack"),
 ])
 def test_a_forbidden_edge_is_caught(importer: str, imported: str) -> None:
     assert violations({importer: {imported}}), f"{importer} -> {imported} should be refused"
