@@ -1,6 +1,6 @@
 # One entry point for developers and CI. `make test` works on a fresh machine: it builds the venv,
 # installs the project, starts Redis/Postgres if they are down, and runs pytest; the tests themselves
-# start SeaweedFS, uvicorn and Celery workers as subprocesses (tests/service/harness.py).
+# start SeaweedFS, uvicorn and Celery workers as subprocesses (devstack/, through tests/service/harness.py).
 SHELL := /bin/bash
 PY ?= python3
 VENV ?= .venv
@@ -53,22 +53,22 @@ api: install
 # GPU worker: interactive queue first (strict priority over batch items), one child per GPU.
 # Its Prometheus exporter: WORKER_METRICS_PORT (e.g. 9808; 0 = none).
 worker: install
-	$(BIN)/celery -A worker.celery_app worker -P prefork -c 1 -Q gpu,gpu-bulk -E -l info
+	$(BIN)/portrait worker gpu
 
 # CPU worker: URL-input fetches, webhooks, sweeper and retention; never loads the model.
 worker-cpu: install
-	$(BIN)/celery -A worker.celery_app worker -P threads -c 8 -Q fetch,webhooks,maintenance -E -l info
+	$(BIN)/portrait worker cpu
 
 beat: install
-	$(BIN)/celery -A worker.celery_app beat -l info
+	$(BIN)/portrait beat
 
 # Needs FLOWER_BASIC_AUTH=user:password: flowerconfig.py refuses to start an open Flower.
 flower: install
-	$(BIN)/celery -A worker.celery_app flower --port=5555 --address=127.0.0.1
+	$(BIN)/portrait flower
 
 # api + worker + beat + flower against the local services (and a local SeaweedFS as S3).
 dev: install services
-	scripts/dev.sh
+	$(BIN)/python -m devstack
 
 # The commercial training pack (CC-BY-4.0 London/Canada + public-domain US Congress, ~650 faces of ~540
 # people) in data/pack and the evaluation-only out-of-distribution pack in data/ood (both ignored:

@@ -1,4 +1,4 @@
-"""Batch API throughput on real services (the test harness's stack: Postgres, Redis, SeaweedFS, uvicorn,
+"""Batch API throughput on real services (the dev stack of devstack/: Postgres, Redis, SeaweedFS, uvicorn,
 Celery on CPU). Prints:
 
 1. single-job submits/s (JSON, input by object key, one request per job) — the baseline;
@@ -28,15 +28,11 @@ import redis
 from PIL import Image
 from sqlalchemy import update
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "service"))
-
-from harness import Api, WebhookReceiver, running_stack, wait_until  # noqa: E402
-
-from db.models import Job, JobStatus  # noqa: E402
-from db.session import session_scope  # noqa: E402
-from portrait.storage import client_prefix, get_storage  # noqa: E402
-from restoration.paths import default_faces_dir  # noqa: E402
+from db.models import Job, JobStatus
+from db.session import session_scope
+from devstack import Api, WebhookReceiver, running_stack, wait_until
+from portrait.storage import client_prefix, get_storage
+from restoration.paths import default_faces_dir
 
 FACES = default_faces_dir() / "hq" / "london_neutral"
 

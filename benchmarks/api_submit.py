@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import io
 import statistics
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,9 +21,7 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "service"))
-from harness import Api, running_stack  # noqa: E402
+from devstack import Api, running_stack
 
 
 def _rate(n: int, concurrency: int, fn) -> float:  # noqa: ANN001

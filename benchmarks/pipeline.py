@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -21,12 +20,9 @@ import cv2
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from restoration.options import RestoreOptions  # noqa: E402
-from restoration.paths import default_faces_dir, default_weights_dir  # noqa: E402
-from restoration.pipeline import Restorer  # noqa: E402
+from restoration.options import RestoreOptions
+from restoration.paths import default_faces_dir, default_weights_dir
+from restoration.pipeline import Restorer
 
 WEIGHTS_DIR, FACES_DIR = default_weights_dir(), default_faces_dir()
 PHOTOS = {

@@ -14,21 +14,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from restoration.degrade import degrade
+from restoration.metrics import psnr, ssim
+from restoration.options import RestoreOptions
+from restoration.paths import default_weights_dir
+from restoration.pipeline import Restorer
+from restoration.precision import cpu_bf16_native
+from restoration.training.data import read_pack, read_rgb
 
-from restoration.degrade import degrade  # noqa: E402
-from restoration.metrics import psnr, ssim  # noqa: E402
-from restoration.options import RestoreOptions  # noqa: E402
-from restoration.paths import default_weights_dir  # noqa: E402
-from restoration.pipeline import Restorer  # noqa: E402
-from restoration.precision import cpu_bf16_native  # noqa: E402
-from restoration.training.data import read_pack, read_rgb  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,9 +34,6 @@ from pathlib import Path
 os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the profiler's "gpuGetDeviceCount failed" on a CPU host
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from restoration.generator import generator_mask  # noqa: E402
 from restoration.parsing import NUM_PART_CLASSES  # noqa: E402
@@ -47,6 +43,7 @@ from restoration.training import losses as L  # noqa: E402
 from restoration.training.config import load_config  # noqa: E402
 from restoration.training.loop import STEP_PARTS, GanStep, build_models, loss_networks  # noqa: E402
 
+REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "restoration" / "training" / "configs" / "cpu512_gan.yaml"
 BATCH = {256: 8, 512: 4}
 TARGET = {256: 12.0, 512: 3.0}  # full GAN step, img/s, on AMX machines

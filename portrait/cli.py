@@ -2,6 +2,11 @@
 
 Heavy modules are imported inside each sub-command so that ``portrait --help`` and the service
 commands start fast and never import torch unless they restore something.
+
+``portrait worker gpu|cpu``, ``portrait beat`` and ``portrait flower`` are the only place the Celery
+command lines are written (queues from the settings, pool, concurrency, events); the Makefile, the
+compose file, the Dockerfiles, the dev stack (devstack/), the tests and the benchmarks all start the
+processes through them, so a queue or pool changes here and nowhere else.
 """
 
 from __future__ import annotations
@@ -11,6 +16,16 @@ import os
 import sys
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from portrait.settings import Settings
+
+#: ``celery -A`` of every Celery process of the service
+CELERY_APP = "worker.celery_app"
+#: sub-commands that run a Celery program; what follows ``--`` on their command line goes to Celery as is
+CELERY_COMMANDS = ("worker", "beat", "flower")
+WorkerKind = Literal["gpu", "cpu"]
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
@@ -122,6 +137,98 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def worker_queues(kind: WorkerKind, settings: Settings) -> list[str]:
+    """The queues a worker of ``kind`` consumes, in the order it polls them.
+
+    GPU: interactive before bulk; with ``queue_order_strategy="priority"`` (worker/celery_app.py) this
+    order *is* the priority of single jobs over batch items. CPU: URL fetches, webhooks, maintenance.
+    """
+    if kind == "gpu":
+        return [settings.gpu_queue, settings.gpu_bulk_queue]
+    return [settings.fetch_queue, settings.webhook_queue, settings.maintenance_queue]
+
+
+def worker_argv(kind: WorkerKind, settings: Settings, *, concurrency: int | None = None,
+                hostname: str | None = None, queues: Sequence[str] | None = None, loglevel: str = "info",
+                extra: Sequence[str] = ()) -> list[str]:
+    """``celery`` arguments of a worker: GPU = prefork, one child per GPU (each child loads the pipeline
+    after fork); CPU = threads, CPU_WORKER_CONCURRENCY of them, never the model. Task events on (-E)
+    for Flower. ``extra`` is appended as is (e.g. ``--without-mingle``)."""
+    pool, default_c = ("prefork", 1) if kind == "gpu" else ("threads", settings.cpu_worker_concurrency)
+    argv = ["-A", CELERY_APP, "worker", "-P", pool, "-c", str(concurrency or default_c),
+            "-Q", ",".join(queues or worker_queues(kind, settings)), "-E", "-l", loglevel]
+    if hostname:
+        argv += ["-n", hostname]
+    return argv + list(extra)
+
+
+def beat_argv(*, schedule: str | None = None, loglevel: str = "info", extra: Sequence[str] = ()) -> list[str]:
+    """``celery`` arguments of beat (the sweeper's and retention's schedule); ``schedule`` is its state file."""
+    return ["-A", CELERY_APP, "beat", "-l", loglevel, *(["-s", schedule] if schedule else []), *extra]
+
+
+def flower_argv(*, port: int = 5555, address: str = "127.0.0.1", extra: Sequence[str] = ()) -> list[str]:
+    """``celery`` arguments of Flower; flowerconfig.py (read from the working directory) refuses to run it open."""
+    return ["-A", CELERY_APP, "flower", f"--port={port}", f"--address={address}", *extra]
+
+
+def celery_argv(args: argparse.Namespace) -> list[str]:
+    """The ``celery`` arguments ``portrait worker|beat|flower`` runs, from its parsed command line."""
+    from portrait.settings import get_settings
+
+    extra = getattr(args, "celery_args", [])
+    if args.command == "worker":
+        queues = args.queues.split(",") if args.queues else None
+        return worker_argv(args.kind, get_settings(), concurrency=args.concurrency, hostname=args.hostname,
+                           queues=queues, loglevel=args.loglevel, extra=extra)
+    if args.command == "beat":
+        return beat_argv(schedule=args.schedule, loglevel=args.loglevel, extra=extra)
+    return flower_argv(port=args.port, address=args.address, extra=extra)
+
+
+def _cmd_celery(args: argparse.Namespace) -> int:
+    """Become the Celery program (same pid: signals from a supervisor, Docker or a test reach Celery itself)."""
+    argv = [sys.executable, "-m", "celery", *celery_argv(args)]
+    if args.print_only:
+        print(" ".join(argv))
+        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
+    return 1  # pragma: no cover - execv does not return
+
+
+def _add_celery_parsers(sub: argparse._SubParsersAction) -> None:
+    def celery_parser(name: str, summary: str, description: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=summary,
+                           description=f"{description} Arguments after -- go to celery as they are.")
+        p.add_argument("--print", dest="print_only", action="store_true",
+                       help="Print the command instead of running it.")
+        p.set_defaults(func=_cmd_celery)
+        return p
+
+    p = celery_parser("worker", "Run a Celery worker: gpu (restores) or cpu (fetches, webhooks, maintenance).",
+                      "Run a Celery worker on the queues of the settings. gpu: -P prefork -c 1 -Q GPU_QUEUE,"
+                      "GPU_BULK_QUEUE (interactive first: the order is the priority); cpu: -P threads -c "
+                      "CPU_WORKER_CONCURRENCY -Q FETCH_QUEUE,WEBHOOK_QUEUE,MAINTENANCE_QUEUE.")
+    p.add_argument("kind", choices=("gpu", "cpu"))
+    p.add_argument("-c", "--concurrency", type=int, help="Processes (gpu, default 1: one per GPU) or threads "
+                                                         "(cpu, default CPU_WORKER_CONCURRENCY).")
+    p.add_argument("-Q", "--queues", help="Comma-separated queues instead of the settings' (e.g. only GPU_QUEUE "
+                                          "for a worker reserved to single jobs).")
+    p.add_argument("-n", "--hostname", help="Celery node name, e.g. gpu@%%h (default celery@HOSTNAME).")
+    p.add_argument("-l", "--loglevel", default="info")
+
+    p = celery_parser("beat", "Run Celery beat (schedules the sweeper and retention).", "Run Celery beat.")
+    p.add_argument("-s", "--schedule", help="Beat's state file (default celerybeat-schedule in the working dir).")
+    p.add_argument("-l", "--loglevel", default="info")
+
+    p = celery_parser("flower", "Run Flower (needs FLOWER_BASIC_AUTH=user:password).",
+                      "Run Flower on the broker; flowerconfig.py refuses to start it without authentication.")
+    p.add_argument("--port", type=int, default=5555)
+    p.add_argument("--address", default="127.0.0.1", help="Address to bind (0.0.0.0 in containers).")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from portrait.settings import get_settings
 
@@ -186,11 +293,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=os.environ.get("PORTRAIT_API_KEY"), help="API key (env PORTRAIT_API_KEY).")
     p.add_argument("-q", "--quiet", action="store_true", help="No progress bars.")
     p.set_defaults(func=_cmd_submit)
+
+    _add_celery_parsers(sub)
     return parser
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse a ``portrait`` command line; for the Celery sub-commands, what follows ``--`` is ``celery_args``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] in CELERY_COMMANDS and "--" in argv:
+        cut = argv.index("--")
+        args = parser.parse_args(argv[:cut])
+        args.celery_args = argv[cut + 1:]
+        return args
+    return parser.parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     return int(args.func(args) or 0)
 
 

@@ -153,9 +153,14 @@ class Settings(BaseSettings):
     webhook_queue: str = Field("webhooks", description="Queue consumed by webhook senders.")
     maintenance_queue: str = Field("maintenance", description="Queue for the sweeper.")
     fetch_queue: str = Field("fetch", description="Queue of URL-input fetches (CPU workers; never a GPU's time).")
+    cpu_worker_concurrency: int = Field(
+        8, ge=1, description="Threads of a CPU worker (`portrait worker cpu`): URL fetches, webhook deliveries "
+                             "and maintenance tasks it runs at once. A GPU worker runs one prefork child per GPU.")
     fetch_url_inputs_on_cpu: bool = Field(
-        True, description="GPU workers hand URL inputs to FETCH_QUEUE instead of fetching them (false: the GPU "
-                          "worker fetches, as before; the test stack uses it to hold a job running).")
+        True, description="A URL input's job goes to FETCH_QUEUE first, and on to a GPU queue once fetched; "
+                          "decided where a job's message is sent (the API, and the CPU workers' dispatcher and "
+                          "sweeper). False: straight to a GPU queue, and the GPU worker fetches (the test stack "
+                          "uses it to hold a job running).")
 
     # --- webhooks -----------------------------------------------------------------------------
     webhook_timeout_s: float = Field(10.0, description="Per-attempt timeout of a webhook POST.")

@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 #: folders the code map describes, module by module (top-level files of each; subfolders get their own)
-CODE_MAP_FOLDERS = ("api", "db", "worker", "portrait", "restoration", "restoration/training", "scripts",
-                    "benchmarks", "tests", "tests/service", "tests/faults", "tests/restoration", "tests/training")
+CODE_MAP_FOLDERS = ("api", "db", "jobs", "worker", "portrait", "restoration", "restoration/training", "devstack",
+                    "scripts", "benchmarks", "tests", "tests/service", "tests/faults", "tests/restoration",
+                    "tests/training")
 #: a summary longer than this is cut at its first clause break (": " or " — ") past MIN_SUMMARY
 MAX_SUMMARY, MIN_SUMMARY = 160, 25
 

@@ -1,5 +1,6 @@
 """No Docker engine runs here, so check the compose file statically: every service command names a
-real entry point of this project, the images it builds exist, and the GPU worker reserves a GPU."""
+real entry point of this project (``portrait worker|beat|flower`` checked through the Celery command line
+they run), the images it builds exist, and the GPU worker reserves a GPU."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import importlib
 import json
 import re
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 import yaml
@@ -17,8 +19,18 @@ SERVICES = COMPOSE["services"]
 OURS = {name: svc for name, svc in SERVICES.items() if "build" in svc}
 
 
+def _celery_argv(argv: list[str]) -> list[str]:
+    """The ``celery`` command line a ``portrait worker|beat|flower`` command runs, with the shipped settings."""
+    from portrait import cli
+    from portrait.settings import Settings
+
+    args = cli.parse_args(argv[1:])
+    with patch("portrait.settings.get_settings", return_value=Settings.model_construct()):  # the defaults
+        return ["celery", *cli.celery_argv(args)]
+
+
 def _check_command(argv: list[str]) -> None:
-    from portrait.cli import build_parser
+    from portrait.cli import CELERY_COMMANDS, build_parser
     from portrait.settings import Settings
 
     prog = argv[0]
@@ -39,6 +51,8 @@ def _check_command(argv: list[str]) -> None:
         parser = build_parser()
         sub_actions = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
         assert argv[1] in sub_actions[0].choices, argv
+        if argv[1] in CELERY_COMMANDS:
+            _check_command(_celery_argv(argv))
     else:
         raise AssertionError(f"unknown entry point {prog!r}")
 
@@ -63,8 +77,11 @@ def test_stack_shape() -> None:
     assert {"api", "worker", "flower", "redis", "postgres", "minio", "minio-init"} <= set(SERVICES)
     gpu = SERVICES["worker"]["deploy"]["resources"]["reservations"]["devices"][0]
     assert gpu["capabilities"] == ["gpu"]
-    cmd = SERVICES["worker"]["command"]
+    cmd = _celery_argv(SERVICES["worker"]["command"])
     assert cmd[cmd.index("-P") + 1] == "prefork" and cmd[cmd.index("-c") + 1] == "1"
+    assert cmd[cmd.index("-Q") + 1] == "gpu,gpu-bulk", "interactive first: the order is the priority"
+    cpu = _celery_argv(SERVICES["worker-cpu"]["command"])
+    assert cpu[cpu.index("-P") + 1] == "threads" and cpu[cpu.index("-Q") + 1] == "fetch,webhooks,maintenance"
     for name in ("postgres", "redis", "minio", "api"):
         assert "healthcheck" in SERVICES[name], name
 

@@ -96,15 +96,16 @@ def test_every_relative_link_resolves() -> None:
 #: Paths the docs name that a command creates; each must go from here once it exists.
 NOT_YET: dict[str, str] = {}  # paths the docs may name before they exist: path -> why
 PATH_IN_TEXT = re.compile(
-    r"(?<![\w./-])((?:api|db|worker|portrait|restoration|tests|scripts|benchmarks|docs|infra|training|\.ci)"
-    r"/[\w./-]*[\w/])")
+    r"(?<![\w./-])((?:api|db|jobs|worker|portrait|restoration|devstack|tests|scripts|benchmarks|docs|infra|training|\.ci)"
+    r"/[\w./-]+[\w/])")  # at least two characters after the slash: "jobs/s" is a rate, not a path
 
 
 def _texts() -> list[Path]:
     docs = [ROOT / "README.md", ROOT / "MODEL_CARD.md", ROOT / "Makefile", ROOT / "training" / "LOG.md",
             ROOT / "docker-compose.yml"]
     docs += sorted((ROOT / "docs").glob("*.md")) + sorted((ROOT / "restoration" / "training" / "configs").glob("*"))
-    code = [p for pkg in ("api", "db", "worker", "portrait", "restoration", "scripts", "benchmarks", "tests")
+    code = [p for pkg in ("api", "db", "jobs", "worker", "portrait", "restoration", "devstack", "scripts", "benchmarks",
+                          "tests")
             for p in sorted((ROOT / pkg).rglob("*.py"))]
     return docs + code + sorted((ROOT / "infra").glob("Dockerfile*"))
 

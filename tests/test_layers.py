@@ -2,8 +2,9 @@
 
 The floors, bottom up: restoration/ (the ML core: knows nothing of queues, databases or S3); portrait/'s
 core (settings, errors, logs, metrics, storage, urlguard); db/ (persists and sends no messages); jobs/
-(what speaks of jobs: public objects, messages); api/ and worker/ (never import each other). No module
-imports one on a floor above it, nothing imports in a circle, and db/ never leans on a module that
+(what speaks of jobs: public objects, messages); api/ and worker/ (never import each other); devstack/
+(the stack for ``make dev``, tests and benchmarks) above everything, imported by no service code. No
+module imports one on a floor above it, nothing imports in a circle, and db/ never leans on a module that
 itself reaches back into db/. Of the ML core, api/, jobs/ and portrait/ see only its light modules
 (options, formats, paths), which import no torch or OpenCV. Imports under ``if TYPE_CHECKING:`` are for
 type checkers only and do not count; imports inside functions do.
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("api", "db", "jobs", "worker", "portrait", "restoration")
+PACKAGES = ("api", "db", "jobs", "worker", "portrait", "restoration", "devstack")
 #: portrait/'s entry points (the ``portrait`` command and the Python client) assemble, like api/app.py
 ENTRY_POINTS = {"portrait.cli", "portrait.client"}
 
@@ -41,6 +42,8 @@ FORBIDDEN = [
     ("jobs", "worker", "jobs/ sits below worker/"),
     ("restoration.training", "restoration.judge", "training never sees the independent identity judge"),
     ("restoration.training", "dlib", "training never sees the independent identity judge"),
+    *((pkg, "devstack", "the dev stack starts the service; the service never imports it")
+      for pkg in ("api", "db", "jobs", "worker", "portrait", "restoration")),
 ]
 #: The ML core's light modules (no torch, OpenCV or numpy): the restore options, the formats and
 #: limits, where third-party data lives. api/ and portrait/ may import these and nothing else of it.
@@ -182,6 +185,7 @@ def test_a_cycle_and_a_lean_back_are_caught() -> None:
     ("restoration.pipeline", "portrait.settings"), ("api.jobs", "restoration.pipeline"),
     ("portrait.settings", "restoration.image_io"), ("restoration.formats", "numpy"),
     ("restoration.training.losses", "restoration.judge"), ("restoration.training.loop", "dlib"),
+    ("jobs.messages", "devstack.stack"), ("worker.tasks", "devstack"),
 ])
 def test_a_forbidden_edge_is_caught(importer: str, imported: str) -> None:
     assert violations({importer: {imported}}), f"{importer} -> {imported} should be refused"

@@ -1,4 +1,5 @@
-"""The workers' Celery app and its configuration: ``portrait worker gpu|cpu`` runs it.
+"""The workers' Celery app and its configuration, started by ``portrait worker gpu|cpu`` (portrait/cli.py
+writes the command line, once).
 
 GPU workers consume ``gpu`` then ``gpu-bulk`` with one prefork child per GPU, which loads the pipeline
 once *after* fork (``worker_process_init``), so the parent never touches CUDA. CPU workers for URL

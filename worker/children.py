@@ -129,7 +129,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-#: created when the worker module is imported, in the parent (``celery -A worker.celery_app``), before forks
+#: created when the worker module is imported, in the parent (``portrait worker gpu``), before forks
 BOOK = ChildBook()
 
 

@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import httpx
-from harness import BIN, Api, Stack, free_port, wait_until
+from harness import Api, Stack, wait_until
 
 
 def test_flower_refuses_to_run_without_authentication(stack: Stack) -> None:
     """An open Flower lets anyone who reaches its port stop the workers (/api/worker/shutdown)."""
     for env in ({"FLOWER_BASIC_AUTH": ""}, {"FLOWER_BASIC_AUTH": "a:b", "FLOWER_UNAUTHENTICATED_API": "true"}):
-        flower = stack.spawn("flower-open", [str(BIN / "celery"), "-A", "worker.celery_app", "flower",
-                                             f"--port={free_port()}", "--address=127.0.0.1"], extra_env=env)
+        flower = stack.start_flower("flower-open", extra_env=env)
         assert flower.popen.wait(60) != 0
         assert "refusing to start Flower" in flower.tail()
 
 
 def test_flower_sees_the_workers(stack: Stack, api: Api, portrait_jpeg: bytes) -> None:
-    port = free_port()
-    flower = stack.spawn("flower", [str(BIN / "celery"), "-A", "worker.celery_app", "flower",
-                                    f"--port={port}", "--address=127.0.0.1"],
-                         extra_env={"FLOWER_BASIC_AUTH": "ops:s3cret"})
+    flower = stack.start_flower(extra_env={"FLOWER_BASIC_AUTH": "ops:s3cret"})
     auth = ("ops", "s3cret")
     try:
-        base = f"http://127.0.0.1:{port}"
+        base = flower.url
         wait_until(lambda: httpx.get(f"{base}/api/workers", timeout=10).status_code == 401, 60, 1.0,
                    "Flower up, refusing requests without credentials")
         # /metrics names every task and worker host: credentials, as Prometheus sends them

@@ -29,14 +29,14 @@ def test_a_header_dribbling_origin_fails_at_the_fetch_deadline_and_never_holds_t
         api: Api, stack: Stack, portrait_jpeg: bytes) -> None:
     """The origin sends its headers a byte every 0.5 s forever. The fetch runs on a CPU worker and ends at
     URL_FETCH_TIMEOUT_S in all (before: only each socket read was bounded, and the GPU worker fetched, so it
-    sat idle until the task's time limit); an upload submitted meanwhile is restored at once."""
+    sat idle until the task's time limit); an upload submitted meanwhile is restored at once. The sender
+    picks the fetch queue: an API with FETCH_URL_INPUTS_ON_CPU on (the stack's own has it off)."""
     srv = DribbleServer(interval=0.5)
-    stack.procs["gpu"].stop()
-    gpu = stack.start_gpu_worker("gpu-cpu-fetch", {"FETCH_URL_INPUTS_ON_CPU": "true"})
+    server = stack.start_api(name="api-cpu-fetch", extra_env={"FETCH_URL_INPUTS_ON_CPU": "true"})
     try:
-        stack.wait_ready("gpu-cpu-fetch")
         t0 = time.monotonic()
-        r = api.http.post("/v1/jobs", json={"input": {"url": f"{srv.url}/slow.jpg"}, "options": {"upscale": 1}})
+        with httpx.Client(base_url=server.url, headers=api.http.headers, timeout=30) as http:
+            r = http.post("/v1/jobs", json={"input": {"url": f"{srv.url}/slow.jpg"}, "options": {"upscale": 1}})
         assert r.status_code == 202, r.text
         slow = r.json()
         wait_until(lambda: srv.served >= 1, 30, what="the fetch reaching the slow origin")
@@ -51,9 +51,7 @@ def test_a_header_dribbling_origin_fails_at_the_fetch_deadline_and_never_holds_t
         assert ("queued", "running") not in transitions, "a GPU worker claimed the job to fetch it"
     finally:
         srv.close()
-        gpu.stop()
-        stack.start_gpu_worker("gpu")
-        stack.wait_ready("gpu")
+        server.stop()
 
 
 def test_a_header_dribbling_webhook_receiver_is_cut_off_at_the_webhook_timeout(
