@@ -19,6 +19,7 @@ out, so a run is a chain of ≤ 9-minute chunks, each resuming from the previous
 * Data parallel under torchrun: one process per GPU, each with its own slice of every step's samples;
   gradients are averaged with one all-reduce per model and step (not torch's DDP wrapper: the alternating
   G/D updates and R1's double backward are simpler and safe this way). Rank 0 logs and saves.
+
 """
 
 from __future__ import annotations
@@ -45,10 +46,16 @@ from restoration.paths import default_weights_dir
 from restoration.precision import resolve_precision
 from restoration.training import losses as L
 from restoration.training.checkpoint import load_checkpoint, restore_models, save_checkpoint
-from restoration.training.config import generator_config, preset_from_config
+from restoration.training.config import (
+    LossConfig,
+    RunConfig,
+    discriminator_config,
+    generator_config,
+    preset_from_config,
+)
 from restoration.training.data import Augment, MaskPolicy, PairDataset, StepSampler, read_pack, worker_init
 from restoration.training.diffaugment import diff_augment
-from restoration.training.discriminator import Discriminator, DiscriminatorConfig
+from restoration.training.discriminator import Discriminator
 from restoration.training.validation import Validator
 
 T_START = time.monotonic()
@@ -82,37 +89,35 @@ def _append_log(path: Path, row: dict[str, Any]) -> None:
         f.write(json.dumps(row) + "\n")
 
 
-def build_models(cfg: dict[str, Any], device: torch.device, memory_format: torch.memory_format
+def build_models(cfg: RunConfig, device: torch.device, memory_format: torch.memory_format
                  ) -> tuple[Generator, Discriminator, torch.optim.Adam, torch.optim.Adam]:
-    """G and D initialised from ``cfg["seed"]`` (G first), on ``device``, and their Adam optimisers."""
-    oc = cfg["optim"]
-    torch.manual_seed(cfg["seed"])
+    """G and D initialised from ``cfg.seed`` (G first), on ``device``, and their Adam optimisers."""
+    oc = cfg.optim
+    torch.manual_seed(cfg.seed)
     g = Generator(generator_config(cfg)).to(device, memory_format=memory_format)
-    dcfg = DiscriminatorConfig(size=cfg["data"]["size"], **cfg["discriminator"])
-    disc = Discriminator(dcfg).to(device, memory_format=memory_format)
-    betas = tuple(oc["betas"])
-    opt_g = torch.optim.Adam(g.parameters(), lr=oc["lr_g"], betas=betas)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=oc["lr_d"], betas=betas)
+    disc = Discriminator(discriminator_config(cfg)).to(device, memory_format=memory_format)
+    opt_g = torch.optim.Adam(g.parameters(), lr=oc.lr_g, betas=oc.betas)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=oc.lr_d, betas=oc.betas)
     return g, disc, opt_g, opt_d
 
 
-def loss_networks(lc: dict[str, Any], weights_dir: Path, device: torch.device, quiet: bool = False
+def loss_networks(lc: LossConfig, weights_dir: Path, device: torch.device, quiet: bool = False
                   ) -> tuple[L.IdentityLoss | None, L.VGGLoss | None]:
     """The frozen networks the ``loss`` config asks for, None for each that is off or lacks weights
     (said on stdout unless ``quiet``): identity (MobileFaceNet) and VGG19."""
     id_loss = None
-    if lc["identity"] or lc["id_feat"]:
+    if lc.identity or lc.id_feat:
         try:
             id_loss = L.IdentityLoss(weights_dir, device)
         except WeightsMissing as e:  # e.g. a GPU chunk that did not carry the identity weights
             if not quiet:
                 print(f"identity losses off: {e}")
     vgg = None
-    if lc["vgg"]:
+    if lc.vgg:
         p = L.VGGLoss.available(weights_dir)
         vgg = L.VGGLoss(p, device) if p else None
         if vgg is None and not quiet:
-            print(f"loss.vgg = {lc['vgg']} ignored: no {weights_dir}/vgg/vgg19.pth")
+            print(f"loss.vgg = {lc.vgg} ignored: no {weights_dir}/vgg/vgg19.pth")
     return id_loss, vgg
 
 
@@ -129,7 +134,7 @@ class GanStep:
     """
 
     def __init__(self, g: torch.nn.Module, disc: torch.nn.Module, opt_g: torch.optim.Optimizer,
-                 opt_d: torch.optim.Optimizer, loss: dict[str, Any], grad_clip: float = 0.0, *,
+                 opt_d: torch.optim.Optimizer, loss: LossConfig, grad_clip: float = 0.0, *,
                  id_loss: torch.nn.Module | None = None, vgg: torch.nn.Module | None = None,
                  amp: contextlib.AbstractContextManager | None = None,
                  memory_format: torch.memory_format = torch.channels_last, world: int = 1) -> None:
@@ -142,11 +147,11 @@ class GanStep:
 
     def adv_on(self, it: int) -> bool:
         """Whether iteration ``it`` has the adversarial term (and so a discriminator step)."""
-        return self.loss["adv"] > 0 and it >= self.loss["adv_start"]
+        return self.loss.adv > 0 and it >= self.loss.adv_start
 
     def r1_due(self, it: int) -> bool:
         """Whether iteration ``it``'s discriminator step adds the (lazy) R1 penalty."""
-        return self.adv_on(it) and bool(self.loss["r1_gamma"]) and it % self.loss["r1_every"] == 0
+        return self.adv_on(it) and bool(self.loss.r1_gamma) and it % self.loss.r1_every == 0
 
     def __call__(self, it: int, lq: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor
                  ) -> dict[str, torch.Tensor]:
@@ -163,25 +168,25 @@ class GanStep:
                 fake = g(lq, mask)
             with record_function("losses"):
                 terms = {"l1": L.l1(fake, gt)}
-                if lc["ms_ssim"]:
+                if lc.ms_ssim:
                     terms["ms_ssim"] = L.ms_ssim_loss(fake, gt)
                 if self.id_loss is not None:
                     terms["identity"], terms["id_feat"] = self.id_loss(fake, gt)
                 if self.vgg is not None:
                     terms["vgg"] = self.vgg(fake, gt)
-            if adv_on or lc["fm"]:
+            if adv_on or lc.fm:
                 with record_function("D (G step)"):
                     # one D pass over [fake; real]: D is frozen and the reals need no gradient
                     n = fake.shape[0]
-                    both = torch.cat([fake, gt]) if lc["fm"] else fake
-                    both = diff_augment(both, lc.get("diffaug", ""), pairs=2 if lc["fm"] else 1)
+                    both = torch.cat([fake, gt]) if lc.fm else fake
+                    both = diff_augment(both, lc.diffaug, pairs=2 if lc.fm else 1)
                     logits, feats = disc(both, features=True)
                     if adv_on:
                         terms["adv"] = L.g_adv_loss(logits[:n])
-                    if lc["fm"]:
+                    if lc.fm:
                         terms["fm"] = L.feature_matching([f[:n] for f in feats], [f[n:] for f in feats])
         with record_function("G backward+Adam"):
-            total = sum(lc[k] * v.float() for k, v in terms.items() if lc.get(k))
+            total = sum(lc.weight(k) * v.float() for k, v in terms.items() if lc.weight(k))
             self.opt_g.zero_grad(set_to_none=True)
             total.backward()
             _allreduce_grads(list(g.parameters()), self.world)
@@ -195,14 +200,14 @@ class GanStep:
             with record_function("D (D step)"):
                 disc.requires_grad_(True)
                 with self.amp:
-                    logits = disc(diff_augment(torch.cat([gt, fake.detach()]), lc.get("diffaug", ""), pairs=2))
+                    logits = disc(diff_augment(torch.cat([gt, fake.detach()]), lc.diffaug, pairs=2))
                     ld = L.d_adv_loss(logits[: gt.shape[0]], logits[gt.shape[0]:])
             loss_d = ld
             if self.r1_due(it):
                 with record_function("R1"):
                     r1 = L.r1_penalty(disc, gt)
                 terms["r1"] = r1
-                loss_d = loss_d + r1 * (lc["r1_gamma"] / 2 * lc["r1_every"])
+                loss_d = loss_d + r1 * (lc.r1_gamma / 2 * lc.r1_every)
             with record_function("D backward+Adam"):
                 self.opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
@@ -212,7 +217,7 @@ class GanStep:
         return terms
 
 
-def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path | None = None,
+def train(cfg: RunConfig, out: Path, resume: Path | None = None, init: Path | None = None,
           max_minutes: float | None = None, max_iters: int | None = None,
           weights_dir: Path | None = None) -> dict[str, Any]:
     """Run (or continue) training until ``max_iters`` or the time budget; returns the last log row."""
@@ -229,14 +234,14 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
     else:
         device = torch.device("cpu")
     # bf16 autocast where the hardware computes bf16 (CUDA, AMX / AVX512-BF16 CPUs), else fp32
-    precision = resolve_precision(str(cfg["train"].get("precision", "auto")), device)
+    precision = resolve_precision(cfg.train.precision, device)
     if rank == 0:
         print(f"precision: {precision} on {device}")
     amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-    fmt = torch.channels_last if cfg["train"].get("channels_last", True) else torch.contiguous_format
+    fmt = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
     weights_dir = Path(weights_dir or default_weights_dir())
-    seed, d, lc, oc, tc = cfg["seed"], cfg["data"], cfg["loss"], cfg["optim"], cfg["train"]
-    max_iters = max_iters or tc["max_iters"]
+    seed, d, lc, oc, tc = cfg.seed, cfg.data, cfg.loss, cfg.optim, cfg.train
+    max_iters = max_iters or tc.max_iters
     out = Path(out)
     ckpt_dir = out / "ckpt"
     log_path = ckpt_dir / "log.jsonl"
@@ -259,12 +264,12 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
                 if not log_path.exists():
                     shutil.copy2(Path(resume) / "log.jsonl", log_path)
 
-    entries = read_pack(d["pack"], "train")
-    ds = PairDataset(entries, d["size"], preset_from_config(d["preset"]), seed, MaskPolicy(**d["mask_policy"]),
-                     Augment(**d["augment"]))
-    per_rank = d["batch_size"] // world
+    entries = read_pack(d.pack, "train")
+    ds = PairDataset(entries, d.size, preset_from_config(d.preset), seed, MaskPolicy(**d.mask_policy),
+                     Augment(**d.augment))
+    per_rank = d.batch_size // world
     sampler = StepSampler(len(ds), per_rank, seed, it, rank, world)
-    workers = d["workers"]
+    workers = d.workers
     # spawn, not fork: a worker forked after the parent ran OpenCV / onnxruntime / OpenMP thread pools
     # (validation does) can hang forever on a lock inherited from a thread that does not exist in it
     loader = DataLoader(ds, batch_sampler=sampler, num_workers=workers, pin_memory=device.type == "cuda",
@@ -273,9 +278,9 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
                         multiprocessing_context="spawn" if workers else None)
 
     id_loss, vgg = loss_networks(lc, weights_dir, device, quiet=rank != 0)
-    step = GanStep(g, disc, opt_g, opt_d, lc, oc["grad_clip"], id_loss=id_loss, vgg=vgg, amp=amp,
+    step = GanStep(g, disc, opt_g, opt_d, lc, oc.grad_clip, id_loss=id_loss, vgg=vgg, amp=amp,
                    memory_format=fmt, world=world)
-    validator = Validator(cfg, device, weights_dir) if rank == 0 and tc["val_every"] else None
+    validator = Validator(cfg, device, weights_dir) if rank == 0 and tc.val_every else None
     if rank == 0:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         if validator is not None and it == 0:
@@ -288,7 +293,7 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
     deadline = T_START + max_minutes * 60 if max_minutes else math.inf
     save_cost, step_cost = 2.0, 0.0
     last_save = time.monotonic()
-    ema_nimg = oc["ema_halflife_kimg"] * 1000
+    ema_nimg = oc.ema_halflife_kimg * 1000
     sums: dict[str, float] = {}
     t_log, n_log = time.monotonic(), 0
     last: dict[str, Any] = {}
@@ -297,11 +302,10 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
         nonlocal save_cost, last_save
         t = time.monotonic()
         if rank == 0:
-            st = {"iteration": it, "config": cfg, "train_seconds": train_seconds,
-                  "kimg": it * d["batch_size"] / 1000, "model_version": cfg["model_version"]}
-            save_checkpoint(ckpt_dir, st, models, opts if cfg["checkpoint"]["optimizer"] else None,
-                            cfg["checkpoint"]["fp16"])
-            save_generator(g_ema, out / "g_ema.safetensors", f"{cfg['model_version']}-it{it}", fp16=True)
+            st = {"iteration": it, "config": cfg.to_dict(), "train_seconds": train_seconds,
+                  "kimg": it * d.batch_size / 1000, "model_version": cfg.model_version}
+            save_checkpoint(ckpt_dir, st, models, opts if cfg.checkpoint.optimizer else None, cfg.checkpoint.fp16)
+            save_generator(g_ema, out / "g_ema.safetensors", f"{cfg.model_version}-it{it}", fp16=True)
         save_cost = max(save_cost, time.monotonic() - t)
         last_save = time.monotonic()
 
@@ -317,9 +321,9 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
             terms = step(it, batch["lq"], batch["gt"], batch["mask"])
 
             # --- EMA (StyleGAN2: half-life in images, ramped up at the start)
-            nimg = (it + 1) * d["batch_size"]
-            half = min(ema_nimg, nimg * oc["ema_rampup"]) if oc["ema_rampup"] else ema_nimg
-            _ema_update(g_ema, g, 0.5 ** (d["batch_size"] / max(half, 1e-8)))
+            nimg = (it + 1) * d.batch_size
+            half = min(ema_nimg, nimg * oc.ema_rampup) if oc.ema_rampup else ema_nimg
+            _ema_update(g_ema, g, 0.5 ** (d.batch_size / max(half, 1e-8)))
             it += 1
 
             for k, v in terms.items():
@@ -328,20 +332,20 @@ def train(cfg: dict[str, Any], out: Path, resume: Path | None = None, init: Path
             dt = time.monotonic() - t_step
             train_seconds += dt
             step_cost = dt if step_cost == 0 else 0.9 * step_cost + 0.1 * dt
-            if rank == 0 and (it % tc["log_every"] == 0 or it == max_iters):
+            if rank == 0 and (it % tc.log_every == 0 or it == max_iters):
                 el = time.monotonic() - t_log
                 last = {"iter": it, "kimg": round(nimg / 1000, 3), **{k: v / n_log for k, v in sums.items()},
-                        "img_per_s": round(n_log * d["batch_size"] / max(el, 1e-9), 2),
+                        "img_per_s": round(n_log * d.batch_size / max(el, 1e-9), 2),
                         "elapsed_s": round(time.monotonic() - T_START, 1)}
                 _append_log(log_path, last)
                 print(json.dumps(last), flush=True)
                 sums, n_log, t_log = {}, 0, time.monotonic()
             val_fits = time.monotonic() + 4 * save_cost < deadline
-            if validator is not None and it % tc["val_every"] == 0 and val_fits:
+            if validator is not None and it % tc.val_every == 0 and val_fits:
                 scores, _ = validator.run(g_ema)
                 _append_log(log_path, {"iter": it, "val": scores})
                 print(json.dumps({"iter": it, "val": scores}), flush=True)
-            if time.monotonic() - last_save > tc["ckpt_minutes"] * 60:
+            if time.monotonic() - last_save > tc.ckpt_minutes * 60:
                 save()
         save()
     finally:  # also after an error: the caller gets its Ctrl-C back

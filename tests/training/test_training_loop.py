@@ -10,7 +10,7 @@ from conftest import WEIGHTS_DIR
 from restoration.generator import Generator, load_generator
 from restoration.training import losses as L
 from restoration.training.checkpoint import SHARD_BYTES, load_checkpoint, restore_models, save_checkpoint
-from restoration.training.config import generator_config, load_config, preset_from_config
+from restoration.training.config import RunConfig, generator_config, load_config, preset_from_config
 from restoration.training.data import PairDataset, StepSampler, read_pack
 from restoration.training.loop import train
 
@@ -21,9 +21,9 @@ LOG_TABLE = ("| date | chunk | stage (config) | iterations | images seen | CPU m
              "| val PSNR / SSIM / id cos / NIQE | notes |\n|---|---|---|---|---|---|---|---|---|\n")
 
 
-def _cfg(pack: Path, **train_over) -> dict:
+def _cfg(pack: Path, train: dict | None = None, **sections: dict) -> RunConfig:
     return load_config(TINY, {"data": {"pack": str(pack), "batch_size": 8, "workers": 0, "val_faces": 2},
-                              "train": {"log_every": 5, "val_every": 0, **train_over}})
+                              "train": {"log_every": 5, "val_every": 0, **(train or {})}, **sections})
 
 
 def _weights(ckpt: Path, name: str = "G") -> dict[str, torch.Tensor]:
@@ -31,12 +31,12 @@ def _weights(ckpt: Path, name: str = "G") -> dict[str, torch.Tensor]:
     return {k: v for k, v in t.items() if k.startswith(name + "/")}
 
 
-def _fixed_batch_loss(cfg: dict, pack: Path, state: dict[str, torch.Tensor] | None) -> float:
+def _fixed_batch_loss(cfg: RunConfig, pack: Path, state: dict[str, torch.Tensor] | None) -> float:
     torch.manual_seed(0)
     g = Generator(generator_config(cfg))
     if state is not None:
         g.load_state_dict({k.split("/", 1)[1]: v.float() for k, v in state.items()})
-    ds = PairDataset(read_pack(pack, "train"), 64, preset_from_config(cfg["data"]["preset"]), seed=99)
+    ds = PairDataset(read_pack(pack, "train"), 64, preset_from_config(cfg.data.preset), seed=99)
     keys = next(iter(StepSampler(len(ds), 16, seed=99)))
     items = [ds[k] for k in keys]
     lq, gt, mask = (torch.stack([s[k] for s in items]) for k in ("lq", "gt", "mask"))
@@ -51,9 +51,8 @@ NOISE = {"steps": [{"p": 1.0, "options": [["gaussian_noise", 15, 30]]}]}
 
 def test_tiny_training_reduces_loss(mini_pack: Path, tmp_path: Path) -> None:
     """The tiny generator's start is far from the target, so a few steps show whether the loop optimises."""
-    cfg = _cfg(mini_pack, max_iters=30)
-    cfg["data"]["preset"] = NOISE
-    cfg["optim"]["lr_g"] = 0.01
+    cfg = _cfg(mini_pack, {"max_iters": 30}, optim={"lr_g": 0.01})
+    cfg.data.preset = NOISE
     train(cfg, tmp_path / "run")
     before = _fixed_batch_loss(cfg, mini_pack, None)
     after = _fixed_batch_loss(cfg, mini_pack, _weights(tmp_path / "run" / "ckpt"))
@@ -64,8 +63,7 @@ def test_tiny_training_reduces_loss(mini_pack: Path, tmp_path: Path) -> None:
 
 def test_resume_is_exact(mini_pack: Path, tmp_path: Path) -> None:
     """6 steps straight == 3 steps + resume + 3 steps, with the adversarial, R1 and FM terms on."""
-    cfg = _cfg(mini_pack)
-    cfg["loss"].update(adv=0.1, fm=0.5, r1_every=2, adv_start=1)
+    cfg = _cfg(mini_pack, loss={"adv": 0.1, "fm": 0.5, "r1_every": 2, "adv_start": 1})
     train(cfg, tmp_path / "straight", max_iters=6)
     train(cfg, tmp_path / "half", max_iters=3)
     train(cfg, tmp_path / "resumed", resume=tmp_path / "half" / "ckpt", max_iters=6)
@@ -83,9 +81,7 @@ def test_compact_checkpoint_continues_across_sessions(mini_pack: Path, tmp_path:
     much smaller than the carried checkpoint."""
     from restoration.training.checkpoint import compact_checkpoint
 
-    cfg = _cfg(mini_pack)
-    cfg["loss"].update(adv=0.1, adv_start=0)
-    cfg["checkpoint"]["fp16"] = True
+    cfg = _cfg(mini_pack, loss={"adv": 0.1, "adv_start": 0}, checkpoint={"fp16": True})
     train(cfg, tmp_path / "s1", max_iters=4)
     compact_checkpoint(tmp_path / "s1" / "ckpt", tmp_path / "resume")
     state, tensors = load_checkpoint(tmp_path / "resume")
@@ -126,7 +122,7 @@ def test_fp16_checkpoint_is_sharded_and_loads(tmp_path: Path) -> None:
 def test_time_budget_stops_and_saves(mini_pack: Path, tmp_path: Path) -> None:
     import restoration.training.loop as T
 
-    cfg = _cfg(mini_pack, max_iters=10**6)
+    cfg = _cfg(mini_pack, {"max_iters": 10**6})
     T.T_START = __import__("time").monotonic()
     r = train(cfg, tmp_path / "budget", max_minutes=0.25)
     state, _ = load_checkpoint(tmp_path / "budget" / "ckpt")
