@@ -40,7 +40,7 @@ from restoration.parsing import NUM_PART_CLASSES  # noqa: E402
 from restoration.paths import default_weights_dir  # noqa: E402
 from restoration.precision import cpu_bf16_native  # noqa: E402
 from restoration.training import losses as L  # noqa: E402
-from restoration.training.config import load_config  # noqa: E402
+from restoration.training.config import RunConfig, load_config  # noqa: E402
 from restoration.training.loop import STEP_PARTS, GanStep, build_models, loss_networks  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ def profiled(fn: Callable[[], object]) -> dict[str, float]:
     return {**ms, "other": wall - sum(ms.values()), "whole step (profiled)": wall}
 
 
-def g_step_seconds(cfg: dict, amp: torch.autocast, data: tuple[torch.Tensor, ...], steps: int, warmup: int,
+def g_step_seconds(cfg: RunConfig, amp: torch.autocast, data: tuple[torch.Tensor, ...], steps: int, warmup: int,
                    compiled: bool = False) -> float:
     """Seconds per generator step alone: G forward + L1 + backward + Adam step (G ``torch.compile``d when
     ``compiled``: the first warm-up step pays the compilation)."""
@@ -98,7 +98,7 @@ def bench(size: int, precision: str, steps: int, warmup: int, weights_dir: Path,
           ) -> dict[str, object]:
     batch = BATCH[size]
     cfg = load_config(CONFIG, {"data": {"size": size, "batch_size": batch}})
-    lc = cfg["loss"]
+    lc = cfg.loss
     amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
     lq, gt, mask = (t.contiguous(memory_format=FMT) for t in random_batch(size, batch))
 
@@ -112,28 +112,28 @@ def bench(size: int, precision: str, steps: int, warmup: int, weights_dir: Path,
     # the full GAN step, R1 steps timed apart
     g, disc, opt_g, opt_d = build_models(cfg, torch.device("cpu"), FMT)
     id_loss, vgg = loss_networks(lc, weights_dir, torch.device("cpu"))
-    step = GanStep(g, disc, opt_g, opt_d, lc, cfg["optim"]["grad_clip"], id_loss=id_loss, vgg=vgg, amp=amp,
+    step = GanStep(g, disc, opt_g, opt_d, lc, cfg.optim.grad_clip, id_loss=id_loss, vgg=vgg, amp=amp,
                    memory_format=FMT)
-    its = range(lc["adv_start"], lc["adv_start"] + 2 * lc["r1_every"] + 1)
+    its = range(lc.adv_start, lc.adv_start + 2 * lc.r1_every + 1)
     plain_it = next((i for i in its if not step.r1_due(i)), None)
     r1_it = next((i for i in its if step.r1_due(i)), None)
-    rate = 0.0 if r1_it is None else 1.0 if plain_it is None else 1 / lc["r1_every"]
+    rate = 0.0 if r1_it is None else 1.0 if plain_it is None else 1 / lc.r1_every
     kinds = {k: it for k, it in (("plain", plain_it), ("r1", r1_it)) if it is not None}
     per_kind, parts = {}, {}
     for kind, it in kinds.items():
         def run(it: int = it) -> None:
             step(it, lq, gt, mask)
         seconds_per_call(run, warmup if kind == "plain" else min(warmup, 1))
-        per_kind[kind] = seconds_per_call(run, steps if kind == "plain" else max(1, steps // lc["r1_every"]))
+        per_kind[kind] = seconds_per_call(run, steps if kind == "plain" else max(1, steps // lc.r1_every))
         parts[kind] = profiled(run)
     weight = {"plain": 1 - rate, "r1": rate}
     gan_s = sum(weight[k] * s for k, s in per_kind.items())
     names = [p for p in (*STEP_PARTS, "other", "whole step (profiled)") if any(p in v for v in parts.values())]
     ms = {p: sum(weight[k] * v.get(p, 0.0) for k, v in parts.items()) for p in names}
-    on = [k for k in ("l1", "ms_ssim", "identity", "id_feat", "vgg", "fm", "adv") if lc[k]
+    on = [k for k in ("l1", "ms_ssim", "identity", "id_feat", "vgg", "fm", "adv") if lc.weight(k)
           and not (k in ("identity", "id_feat") and id_loss is None) and not (k == "vgg" and vgg is None)]
     print(f"{size} px, batch {batch}, {precision}: G step {g_ips:.2f} img/s; GAN step {batch / gan_s:.2f} img/s "
-          f"({' + '.join(on)}; R1 every {lc['r1_every']}: plain {per_kind.get('plain', 0):.2f} s, "
+          f"({' + '.join(on)}; R1 every {lc.r1_every}: plain {per_kind.get('plain', 0):.2f} s, "
           f"R1 {per_kind.get('r1', 0):.2f} s)", flush=True)
     return {"g": g_ips, "gan": batch / gan_s, "ms": ms}
 

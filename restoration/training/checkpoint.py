@@ -22,8 +22,8 @@ from typing import Any
 import torch
 
 from restoration.generator import Generator
-from restoration.training.config import generator_config
-from restoration.training.discriminator import Discriminator, DiscriminatorConfig
+from restoration.training.config import discriminator_config, generator_config, load_config
+from restoration.training.discriminator import Discriminator
 
 CKPT_FORMAT = "restoration.training/1"
 SHARD_BYTES = 15 * 2**20
@@ -133,9 +133,9 @@ def compact_checkpoint(src: Path, dst: Path) -> None:
     its β2 = 0.99 refills within a few hundred steps) instead of from scratch.
     """
     state, tensors = load_checkpoint(Path(src))
-    cfg = state["config"]
+    cfg = load_config(None, state["config"])
     g_ema = Generator(generator_config(cfg))
-    disc = Discriminator(DiscriminatorConfig(size=cfg["data"]["size"], **cfg["discriminator"]))
+    disc = Discriminator(discriminator_config(cfg))
     restore_models({"G_ema": g_ema, "D": disc}, None, state, tensors)
     keep = {k: state[k] for k in ("iteration", "config", "train_seconds", "kimg", "model_version") if k in state}
     save_checkpoint(Path(dst), keep, {"G_ema": g_ema, "D": disc}, None, fp16=True)
@@ -146,7 +146,7 @@ def compact_checkpoint(src: Path, dst: Path) -> None:
 def generator_from_checkpoint(path: Path, name: str = "G_ema") -> Generator:
     """The (EMA) generator of a training checkpoint folder, float32, eval mode."""
     state, tensors = load_checkpoint(Path(path))
-    g = Generator(generator_config(state["config"]))
+    g = Generator(generator_config(load_config(None, state["config"])))
     g.load_state_dict({k.split("/", 1)[1]: v.float() for k, v in tensors.items() if k.startswith(name + "/")})
     return g.eval()
 

@@ -6,8 +6,12 @@ section), so a typo (``loss: {advv: 0.1}``), a key in the wrong section or a val
 stops the run at start instead of silently switching a loss off. Sections whose shape belongs to
 another module are checked there, also strictly: ``generator`` by GeneratorConfig, ``discriminator``
 by DiscriminatorConfig, ``data.mask_policy`` by MaskPolicy, ``data.augment`` by Augment, an inline
-``data.preset`` by :func:`preset_from_config`. The loop keeps reading the validated plain dict (what
-state.json stores).
+``data.preset`` by :func:`preset_from_config`.
+
+:func:`load_config` returns the validated :class:`RunConfig` itself, and that is what the loop, its
+helpers, validation and checkpoint export read (attributes, checked by type checkers, not string keys);
+assignments are validated too. A checkpoint's ``state.json`` stores the plain form
+(:meth:`RunConfig.to_dict`), which :func:`load_config` turns back into a RunConfig on resume.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from restoration.degrade import Option, Preset, Step
 from restoration.generator import GeneratorConfig
+from restoration.training.discriminator import DiscriminatorConfig
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=False)
+    model_config = ConfigDict(extra="forbid", strict=False, validate_assignment=True)
 
 
 class DataConfig(_Section):
@@ -66,6 +71,10 @@ class LossConfig(_Section):
 
         return ",".join(parse_policy(v))
 
+    def weight(self, term: str) -> float:
+        """The weight of the loss term named ``term`` (one of this section's weights; 0 = off)."""
+        return float(getattr(self, term))
+
 
 class OptimConfig(_Section):
     lr_g: float = Field(2e-3, gt=0)
@@ -101,6 +110,10 @@ class RunConfig(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The plain (JSON) form: what a checkpoint's ``state.json`` stores as ``config``."""
+        return self.model_dump(mode="json")
+
 
 #: Every setting's default, as the plain dict YAML is merged over (derived from the models above).
 DEFAULTS: dict[str, Any] = RunConfig().model_dump(mode="json")
@@ -113,15 +126,13 @@ def _merge(a: dict, b: dict) -> dict:
     return out
 
 
-def load_config(path: Path | str | None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """DEFAULTS deep-merged with the YAML file and then ``overrides``, validated (pydantic's
-    ValidationError names every bad key); returned as the plain dict the loop and state.json use."""
+def load_config(path: Path | str | None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """DEFAULTS deep-merged with the YAML file and then ``overrides`` (a plain config, e.g. a checkpoint's),
+    validated: pydantic's ValidationError names every bad key."""
     cfg = DEFAULTS
     if path:
         cfg = _merge(cfg, yaml.safe_load(Path(path).read_text()) or {})
-    cfg = _merge(cfg, overrides or {})
-    RunConfig.model_validate(cfg)
-    return cfg
+    return RunConfig.model_validate(_merge(cfg, overrides or {}))
 
 
 def preset_from_config(p: str | dict[str, Any]) -> str | Preset:
@@ -137,12 +148,17 @@ def preset_from_config(p: str | dict[str, Any]) -> str | Preset:
     return Preset(p.get("name", "custom"), steps, bool(p.get("shuffle", False)))
 
 
-def generator_config(cfg: dict[str, Any]) -> GeneratorConfig:
+def generator_config(cfg: RunConfig) -> GeneratorConfig:
     """``generator``: a preset name plus overrides of GeneratorConfig fields (unknown fields: TypeError)."""
-    g = dict(cfg["generator"])
-    size = cfg["data"]["size"]
+    g = dict(cfg.generator)
+    size = cfg.data.size
     preset = g.pop("preset", None)
     if preset:
         base = getattr(GeneratorConfig, preset)(size)
         return GeneratorConfig(**{**base.__dict__, **g})
     return GeneratorConfig(size=size, **g)
+
+
+def discriminator_config(cfg: RunConfig) -> DiscriminatorConfig:
+    """``discriminator``: DiscriminatorConfig's fields, at the run's ``data.size``."""
+    return DiscriminatorConfig(size=cfg.data.size, **cfg.discriminator)

@@ -56,7 +56,7 @@ def main() -> None:
     else:
         ap.error("--config is required (or --resume, to go on with the checkpoint's own configuration)")
     if args.pack:
-        cfg["data"]["pack"] = args.pack
+        cfg.data.pack = args.pack
     r = train(cfg, args.out, args.resume, args.init, args.max_minutes, args.max_iters, args.weights_dir)
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({"done": r}))

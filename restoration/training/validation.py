@@ -12,13 +12,12 @@ chunk, NIQE. The loop logs them to the checkpoint's ``log.jsonl`` and writes ``s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from restoration.generator import from_model, generator_mask, to_model
-from restoration.training.config import preset_from_config
+from restoration.training.config import RunConfig, preset_from_config
 from restoration.training.data import read_labels, read_pack, read_rgb
 
 
@@ -41,21 +40,21 @@ def _parse_degraded(lq: np.ndarray, weights_dir: Path) -> np.ndarray:
 class Validator:
     """A fixed validation batch (val split, fixed degradations) scored with PSNR / SSIM / identity."""
 
-    def __init__(self, cfg: dict[str, Any], device: torch.device, weights_dir: Path) -> None:
+    def __init__(self, cfg: RunConfig, device: torch.device, weights_dir: Path) -> None:
         from restoration.degrade import degrade
 
-        d = cfg["data"]
+        d = cfg.data
         self.weights_dir = weights_dir
-        entries = read_pack(d["pack"], "val")[: d["val_faces"]]
-        size = d["size"]
+        entries = read_pack(d.pack, "val")[: d.val_faces]
+        size = d.size
         gts, lqs, masks = [], [], []
         for i, e in enumerate(entries):
             gt = read_rgb(e.face, size)
             gts.append(gt)
-            rng = np.random.default_rng([cfg["seed"], 10_000 + i])
-            lqs.append(degrade(gt, preset_from_config(d["val_preset"]), rng))
-            masks.append(read_labels(e.mask, size) if (d["val_mask"] == "clean" and e.mask) else None)
-        if d["val_mask"] == "degraded" and lqs:
+            rng = np.random.default_rng([cfg.seed, 10_000 + i])
+            lqs.append(degrade(gt, preset_from_config(d.val_preset), rng))
+            masks.append(read_labels(e.mask, size) if (d.val_mask == "clean" and e.mask) else None)
+        if d.val_mask == "degraded" and lqs:
             masks = list(_parse_degraded(np.stack(lqs), weights_dir))
         self.gt = np.stack(gts)
         self.lq = to_model(np.stack(lqs)).to(device)

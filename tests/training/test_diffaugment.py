@@ -31,6 +31,6 @@ def test_off_is_the_identity_and_a_typo_stops_the_run() -> None:
     x = torch.rand(2, 3, 8, 8)
     assert diff_augment(x, "") is x
     cfg = load_config("restoration/training/configs/cpu512_people.yaml")
-    assert cfg["loss"]["diffaug"] == POLICY
+    assert cfg.loss.diffaug == POLICY
     with pytest.raises(ValueError, match="colr"):
         load_config(None, {"loss": {"diffaug": "colr,cutout"}})

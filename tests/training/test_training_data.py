@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from restoration.parsing import NUM_PART_CLASSES
+from restoration.training.config import load_config
 from restoration.training.data import (
     MASK_MODES,
     MaskPolicy,
@@ -19,8 +19,8 @@ from restoration.training.data import (
     StepSampler,
     corrupt_labels,
     read_pack,
-    worker_init,
 )
+from restoration.training.loop import Placement, train_loader
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,18 +78,21 @@ def test_sampler_resumes_and_splits_ranks() -> None:
     assert next(r0) + next(r1) == batches[0]  # two ranks of batch 2 == one process of batch 4
 
 
-def test_same_batches_with_and_without_workers(mini_pack: Path) -> None:
-    ds = PairDataset(read_pack(mini_pack, "train"), 64, mask_policy=MaskPolicy(1, 1, 1, 1))
+def test_the_run_loader_gives_the_same_batches_whatever_the_workers_and_the_resume(mini_pack: Path) -> None:
+    """The loop's loader: the same batches with 0 or 2 (spawned) workers; started at step 1 as rank 1 of 2,
+    the second half of step 1's batch (what a resumed chunk, or a second GPU, trains on)."""
+    def batches(workers: int, start: int = 0, rank: int = 0, world: int = 1, n: int = 2
+                ) -> list[dict[str, torch.Tensor]]:
+        cfg = load_config(None, {"seed": 2, "data": {
+            "pack": str(mini_pack), "size": 64, "batch_size": 4, "workers": workers,
+            "mask_policy": {"clean": 1, "none": 1, "corrupt": 1, "degraded": 1}}})
+        it = iter(train_loader(cfg, start, Placement(torch.device("cpu"), rank, world)))
+        return [next(it) for _ in range(n)]
 
-    def first(workers: int) -> list[dict[str, torch.Tensor]]:
-        # spawn, as loop.py does: forked workers hang when earlier tests in this process started
-        # OpenCV / onnxruntime thread pools
-        dl = DataLoader(ds, batch_sampler=StepSampler(len(ds), 4, seed=2), num_workers=workers,
-                        worker_init_fn=worker_init, multiprocessing_context="spawn" if workers else None)
-        it = iter(dl)
-        return [next(it) for _ in range(2)]
-
-    a, b = first(0), first(2)
+    a, b = batches(0), batches(2)
     for x, y in zip(a, b, strict=True):
         for k in x:
             assert torch.equal(x[k], y[k]), k
+    (half,) = batches(0, start=1, rank=1, world=2, n=1)
+    for k in half:
+        assert torch.equal(half[k], a[1][k][2:]), k

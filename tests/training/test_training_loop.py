@@ -10,9 +10,9 @@ from conftest import WEIGHTS_DIR
 from restoration.generator import Generator, load_generator
 from restoration.training import losses as L
 from restoration.training.checkpoint import SHARD_BYTES, load_checkpoint, restore_models, save_checkpoint
-from restoration.training.config import generator_config, load_config, preset_from_config
+from restoration.training.config import RunConfig, generator_config, load_config, preset_from_config
 from restoration.training.data import PairDataset, StepSampler, read_pack
-from restoration.training.loop import train
+from restoration.training.loop import Budget, Placement, Trainer, load_resume, train
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "restoration" / "training" / "configs" / "tiny.yaml"
@@ -21,9 +21,9 @@ LOG_TABLE = ("| date | chunk | stage (config) | iterations | images seen | CPU m
              "| val PSNR / SSIM / id cos / NIQE | notes |\n|---|---|---|---|---|---|---|---|---|\n")
 
 
-def _cfg(pack: Path, **train_over) -> dict:
+def _cfg(pack: Path, train: dict | None = None, **sections: dict) -> RunConfig:
     return load_config(TINY, {"data": {"pack": str(pack), "batch_size": 8, "workers": 0, "val_faces": 2},
-                              "train": {"log_every": 5, "val_every": 0, **train_over}})
+                              "train": {"log_every": 5, "val_every": 0, **(train or {})}, **sections})
 
 
 def _weights(ckpt: Path, name: str = "G") -> dict[str, torch.Tensor]:
@@ -31,12 +31,12 @@ def _weights(ckpt: Path, name: str = "G") -> dict[str, torch.Tensor]:
     return {k: v for k, v in t.items() if k.startswith(name + "/")}
 
 
-def _fixed_batch_loss(cfg: dict, pack: Path, state: dict[str, torch.Tensor] | None) -> float:
+def _fixed_batch_loss(cfg: RunConfig, pack: Path, state: dict[str, torch.Tensor] | None) -> float:
     torch.manual_seed(0)
     g = Generator(generator_config(cfg))
     if state is not None:
         g.load_state_dict({k.split("/", 1)[1]: v.float() for k, v in state.items()})
-    ds = PairDataset(read_pack(pack, "train"), 64, preset_from_config(cfg["data"]["preset"]), seed=99)
+    ds = PairDataset(read_pack(pack, "train"), 64, preset_from_config(cfg.data.preset), seed=99)
     keys = next(iter(StepSampler(len(ds), 16, seed=99)))
     items = [ds[k] for k in keys]
     lq, gt, mask = (torch.stack([s[k] for s in items]) for k in ("lq", "gt", "mask"))
@@ -51,9 +51,8 @@ NOISE = {"steps": [{"p": 1.0, "options": [["gaussian_noise", 15, 30]]}]}
 
 def test_tiny_training_reduces_loss(mini_pack: Path, tmp_path: Path) -> None:
     """The tiny generator's start is far from the target, so a few steps show whether the loop optimises."""
-    cfg = _cfg(mini_pack, max_iters=30)
-    cfg["data"]["preset"] = NOISE
-    cfg["optim"]["lr_g"] = 0.01
+    cfg = _cfg(mini_pack, {"max_iters": 30}, optim={"lr_g": 0.01})
+    cfg.data.preset = NOISE
     train(cfg, tmp_path / "run")
     before = _fixed_batch_loss(cfg, mini_pack, None)
     after = _fixed_batch_loss(cfg, mini_pack, _weights(tmp_path / "run" / "ckpt"))
@@ -64,8 +63,7 @@ def test_tiny_training_reduces_loss(mini_pack: Path, tmp_path: Path) -> None:
 
 def test_resume_is_exact(mini_pack: Path, tmp_path: Path) -> None:
     """6 steps straight == 3 steps + resume + 3 steps, with the adversarial, R1 and FM terms on."""
-    cfg = _cfg(mini_pack)
-    cfg["loss"].update(adv=0.1, fm=0.5, r1_every=2, adv_start=1)
+    cfg = _cfg(mini_pack, loss={"adv": 0.1, "fm": 0.5, "r1_every": 2, "adv_start": 1})
     train(cfg, tmp_path / "straight", max_iters=6)
     train(cfg, tmp_path / "half", max_iters=3)
     train(cfg, tmp_path / "resumed", resume=tmp_path / "half" / "ckpt", max_iters=6)
@@ -83,9 +81,7 @@ def test_compact_checkpoint_continues_across_sessions(mini_pack: Path, tmp_path:
     much smaller than the carried checkpoint."""
     from restoration.training.checkpoint import compact_checkpoint
 
-    cfg = _cfg(mini_pack)
-    cfg["loss"].update(adv=0.1, adv_start=0)
-    cfg["checkpoint"]["fp16"] = True
+    cfg = _cfg(mini_pack, loss={"adv": 0.1, "adv_start": 0}, checkpoint={"fp16": True})
     train(cfg, tmp_path / "s1", max_iters=4)
     compact_checkpoint(tmp_path / "s1" / "ckpt", tmp_path / "resume")
     state, tensors = load_checkpoint(tmp_path / "resume")
@@ -126,12 +122,84 @@ def test_fp16_checkpoint_is_sharded_and_loads(tmp_path: Path) -> None:
 def test_time_budget_stops_and_saves(mini_pack: Path, tmp_path: Path) -> None:
     import restoration.training.loop as T
 
-    cfg = _cfg(mini_pack, max_iters=10**6)
+    cfg = _cfg(mini_pack, {"max_iters": 10**6})
     T.T_START = __import__("time").monotonic()
     r = train(cfg, tmp_path / "budget", max_minutes=0.25)
     state, _ = load_checkpoint(tmp_path / "budget" / "ckpt")
     assert 0 < state["iteration"] == r["iter"] < 10**6
     assert __import__("time").monotonic() - T.T_START < 15
+
+
+def test_the_budget_stops_early_enough_to_save(monkeypatch) -> None:
+    """A step starts only with room for two more steps, two saves (2 s until one is timed) and 3 s to spare."""
+    import time
+
+    import restoration.training.loop as T
+
+    monkeypatch.setattr(T, "T_START", time.monotonic())
+    budget = Budget(max_iters=100, max_minutes=10 / 60, ckpt_minutes=100)  # 10 s from "process start"
+    assert budget.go_on(0) and not budget.go_on(100)
+    budget.step_took(1.0)  # 2 · 1 + 2 · 2 + 3 = 9 s ≤ 10 s
+    assert budget.go_on(1)
+    budget.step_took(10.0)  # running mean 0.9 · 1 + 0.1 · 10 = 1.9 s: 3.8 + 4 + 3 > 10 s
+    assert not budget.go_on(2)
+    assert Budget(max_iters=100, max_minutes=None, ckpt_minutes=100).go_on(99)  # no deadline
+
+
+def test_the_budget_stops_at_a_signal_and_gives_the_handler_back() -> None:
+    import os
+    import signal
+
+    hits: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: hits.append(1))
+    try:
+        budget = Budget(max_iters=100, max_minutes=None, ckpt_minutes=100)
+        with budget.catching_signals():
+            assert budget.go_on(0)
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert not budget.go_on(0)
+        assert hits == []  # the budget took it, not the caller
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert hits == [1]  # and the caller's handler is back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_load_resume_continues_a_run_and_init_takes_the_weights_only(mini_pack: Path, tmp_path: Path) -> None:
+    """``--resume``: weights, Adam moments, iteration, training time and the log go on; ``--init``: the
+    weights alone, at iteration 0, with a new log."""
+    cfg = _cfg(mini_pack)
+    train(cfg, tmp_path / "s1", max_iters=3)
+    ckpt = tmp_path / "s1" / "ckpt"
+    cpu = Placement(torch.device("cpu"))
+    resumed = Trainer(cfg, tmp_path / "resumed", cpu, WEIGHTS_DIR)
+    it, seconds = load_resume(resumed, resume=ckpt)
+    assert it == 3 and seconds > 0 and resumed.opts["opt_G"].state
+    assert (tmp_path / "resumed" / "ckpt" / "log.jsonl").read_text() == (ckpt / "log.jsonl").read_text()
+    started = Trainer(cfg, tmp_path / "stage2", cpu, WEIGHTS_DIR)
+    assert load_resume(started, init=ckpt) == (0, 0.0)
+    assert not started.opts["opt_G"].state and not (tmp_path / "stage2" / "ckpt").exists()
+    saved = _weights(ckpt)
+    for trainer in (resumed, started):
+        assert all(torch.equal(v, saved[f"G/{k}"]) for k, v in trainer.models["G"].state_dict().items())
+
+
+def test_the_committed_checkpoint_resumes(tmp_path: Path) -> None:
+    """training/resume (compact: G-EMA + D in fp16, no optimiser), written by earlier code, loads into
+    today's models at its iteration, G from G-EMA and Adam from zero, and its log goes on."""
+    import json
+
+    src = ROOT / "training" / "resume"
+    state = json.loads((src / "state.json").read_text())
+    cfg = load_config(None, state["config"])
+    cfg.train.val_every = 0  # no validator: it would read the run's pack
+    trainer = Trainer(cfg, tmp_path / "run", Placement(torch.device("cpu")), WEIGHTS_DIR)
+    assert load_resume(trainer, resume=src) == (state["iteration"], state["train_seconds"])
+    ema = _weights(src, "G_ema")
+    for m in (trainer.models["G"], trainer.g_ema):
+        assert all(torch.equal(v.half(), ema[f"G_ema/{k}"]) for k, v in m.state_dict().items())
+    assert not trainer.opts["opt_G"].state
+    assert (tmp_path / "run" / "ckpt" / "log.jsonl").read_bytes() == (src / "log.jsonl").read_bytes()
 
 
 def test_chunk_command_resumes_from_the_committed_state_and_logs_a_row(mini_pack: Path, tmp_path: Path) -> None:
