@@ -17,6 +17,7 @@ from devstack.stack import (
     Stack,
     create_database,
     free_port,
+    holds_for,
     portrait_command,
     reset_caches,
     running_stack,
@@ -26,5 +27,5 @@ from devstack.stack import (
 )
 
 __all__ = ["BIN", "ROOT", "URL_PORTS", "Api", "Proc", "Received", "Stack", "WebhookReceiver", "create_database",
-           "free_port", "portrait_command", "reset_caches", "running_stack", "start_seaweedfs", "url_port",
+           "holds_for", "free_port", "portrait_command", "reset_caches", "running_stack", "start_seaweedfs", "url_port",
            "wait_until"]

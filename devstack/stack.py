@@ -95,6 +95,18 @@ def wait_until(pred: Callable[[], Any], timeout: float, interval: float = 0.2, w
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f" ({last_exc!r})" if last_exc else ""))
 
 
+def holds_for(pred: Callable[[], Any], seconds: float, what: str, interval: float = 0.2) -> Any:
+    """Check ``pred`` stays true for ``seconds`` (nothing more arrives, nothing is re-sent), polling every
+    ``interval``; an AssertionError naming ``what`` the moment it does not. Returns its last value."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = pred()
+        assert value, f"no longer true: {what}"
+        if time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
 
 @dataclass
 class Proc:

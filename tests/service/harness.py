@@ -29,6 +29,7 @@ from devstack import (
     Stack,
     WebhookReceiver,
     free_port,
+    holds_for,
     reset_caches,
     running_stack,
     url_port,
@@ -36,7 +37,7 @@ from devstack import (
 )
 
 __all__ = ["BIN", "ROOT", "URL_PORTS", "Api", "DribbleServer", "FileServer", "Proc", "Received", "RedisServer",
-           "Stack", "TcpProxy", "WebhookReceiver", "free_port", "job_events", "jpeg_bytes", "lose_worker",
+           "Stack", "TcpProxy", "WebhookReceiver", "free_port", "holds_for", "job_events", "jpeg_bytes", "lose_worker",
            "reset_caches", "running_stack", "url_port", "wait_until"]
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from harness import Api, FileServer, Stack, WebhookReceiver, wait_until
+from harness import Api, FileServer, Stack, WebhookReceiver, holds_for, wait_until
 from PIL import Image
 from standardwebhooks.webhooks import Webhook
 
@@ -96,7 +95,7 @@ def test_200_photo_batch_completes_once_and_single_jobs_go_first(
 
     # batch.completed arrives exactly once, signed; no per-job webhooks were asked for.
     wait_until(lambda: receiver.for_path("/batch200"), 60, what="batch webhook")
-    time.sleep(3)  # a sweep or two later: nothing re-sent it
+    holds_for(lambda: len(receiver.for_path("/batch200")) == 1, 3, "a sweep or two later: nothing re-sent it")
     (hit,) = receiver.for_path("/batch200")
     payload = Webhook(api.webhook_secret).verify(hit.body, hit.headers)
     assert payload["type"] == "batch.completed"

@@ -8,7 +8,7 @@ import threading
 import time
 from collections import Counter
 
-from harness import Api, FileServer, Stack, WebhookReceiver, job_events
+from harness import Api, FileServer, Stack, WebhookReceiver, holds_for, job_events, wait_until
 from test_batches import wait_batch
 
 from portrait.storage import client_prefix, get_storage
@@ -71,13 +71,10 @@ def test_cancel_leaves_started_items_and_completes_the_batch_once(
             return Counter((p["type"], p["data"]["id"]) for p in
                            (json.loads(h.body) for h in receiver.for_path("/cancel-batch")))
 
-        deadline = time.monotonic() + 30
-        while sum(hits().values()) < 11 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        time.sleep(3)  # a sweep or two later: nothing re-sent
         want = Counter({("batch.completed", batch_id): 1, ("job.succeeded", first): 1, ("job.succeeded", slow): 1})
         want.update({("job.canceled", jid): 1 for jid in rest})
-        assert hits() == want
+        wait_until(lambda: sum(hits().values()) >= 11, 30, what="11 webhooks")
+        holds_for(lambda: hits() == want, 3, "one webhook each; a sweep or two later, nothing re-sent")
         completed = next(json.loads(h.body) for h in receiver.for_path("/cancel-batch")
                          if json.loads(h.body)["type"] == "batch.completed")
         assert completed["data"]["counts"]["canceled"] == 8 and completed["data"]["status"] == "completed"
@@ -109,10 +106,8 @@ def test_cancel_with_nothing_running_completes_the_batch_in_the_call(
     finally:
         release.set()
         srv.close()
-    deadline = time.monotonic() + 30
-    while not receiver.for_path("/cancel-idle") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(3)
+    wait_until(lambda: receiver.for_path("/cancel-idle"), 30, what="batch.completed")
+    holds_for(lambda: len(receiver.for_path("/cancel-idle")) == 1, 3, "batch.completed sent once")
     (hit,) = receiver.for_path("/cancel-idle")
     assert json.loads(hit.body)["type"] == "batch.completed"
 
@@ -145,8 +140,7 @@ def test_cancel_frees_the_clients_dispatch_slots_at_once(api: Api, stack: Stack,
         first = api.http.post("/v1/batches", json={"items": [item] * cap, "options": {"upscale": 1}}).json()
         wait_until(lambda: sent(first["id"]) == cap, 10, what="the first batch dispatched")
         second = api.http.post("/v1/batches", json={"items": [item] * 2, "options": {"upscale": 1}}).json()
-        time.sleep(1)
-        assert sent(second["id"]) == 0, "the client's slots are full"
+        holds_for(lambda: sent(second["id"]) == 0, 1, "the client's slots are full")
         stack.procs["beat"].stop()
         time.sleep(3)  # a sweep already scheduled has run by now
         r = api.http.post(f"/v1/batches/{first['id']}/cancel")

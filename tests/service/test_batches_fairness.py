@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
-from harness import Api, FileServer, Stack, job_events
+from harness import Api, FileServer, Stack, holds_for, job_events, wait_until
 from sqlalchemy import func, select, update
 from test_batches import wait_batch
 
@@ -49,12 +49,13 @@ def test_a_small_batch_finishes_before_a_big_earlier_one(stack: Stack, small_fac
         a.wait(big["job_ids"][0], timeout=60)  # the big batch is under way (with FIFO, all of it queued)
         small = _batch(b, small_faces[100:104], "small")
         peak = {a.client.id: 0, b.client.id: 0}
-        deadline = time.monotonic() + 180
-        while a.http.get(f"/v1/batches/{big['id']}").json()["status"] != "completed":
-            assert time.monotonic() < deadline, "the big batch did not complete"
+
+        def big_completed() -> bool:
             for cid, n in _in_flight([a.client.id, b.client.id]).items():
                 peak[cid] = max(peak[cid], n)
-            time.sleep(0.1)
+            return a.http.get(f"/v1/batches/{big['id']}").json()["status"] == "completed"
+
+        wait_until(big_completed, 180, 0.1, "the big batch to complete")
         assert wait_batch(b, small["id"], 30)["counts"]["succeeded"] == 4
     finally:
         a.http.close()
@@ -173,7 +174,6 @@ def test_messages_waiting_behind_a_busy_worker_are_not_resent(api: Api, stack: S
     """The sweeper reads the bulk queue and the unacked set: messages waiting there longer than
     QUEUED_STALE_S are not lost, so nothing is re-sent (no duplicates pile up)."""
     import redis
-    from harness import wait_until
 
     from worker import broker
 
@@ -190,8 +190,8 @@ def test_messages_waiting_behind_a_busy_worker_are_not_resent(api: Api, stack: S
         present = broker.restore_messages(bulk=True)
         assert present is not None and set(batch["job_ids"][:cap]) <= present
         assert single["id"] in broker.restore_messages(bulk=False), "the running job's message is unacked"
-        time.sleep(get_settings().queued_stale_s + 3 * get_settings().sweep_interval_s)
-        assert r.llen(stack.env["GPU_BULK_QUEUE"]) == cap, "re-sent although waiting"
+        holds_for(lambda: r.llen(stack.env["GPU_BULK_QUEUE"]) == cap,
+                  get_settings().queued_stale_s + 3 * get_settings().sweep_interval_s, "not re-sent while waiting")
         release.set()
         assert wait_batch(api, batch["id"], 60)["counts"]["succeeded"] == cap + 1
     finally:

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from conftest import WEIGHTS_DIR
 
+from devstack import wait_until
 from restoration.generator import Generator, load_generator
 from restoration.training import losses as L
 from restoration.training.checkpoint import SHARD_BYTES, load_checkpoint, restore_models, save_checkpoint
@@ -240,7 +241,6 @@ def test_a_chunk_killed_midway_saves_where_it_stopped(mini_pack: Path, tmp_path:
     import signal
     import subprocess
     import sys
-    import time
 
     import yaml
 
@@ -256,10 +256,11 @@ def test_a_chunk_killed_midway_saves_where_it_stopped(mini_pack: Path, tmp_path:
     p = subprocess.Popen(["bash", "scripts/train_chunk.sh"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while not ((log := out / "ckpt" / "log.jsonl").is_file() and '"iter": 4' in log.read_text()):
-            assert p.poll() is None and time.monotonic() < deadline, "the chunk did not start training"
-            time.sleep(0.2)
+        def training() -> bool:
+            assert p.poll() is None, "the chunk ended before it trained"
+            return (log := out / "ckpt" / "log.jsonl").is_file() and '"iter": 4' in log.read_text()
+
+        wait_until(training, 120, what="the chunk to train 4 iterations")
         os.killpg(p.pid, signal.SIGTERM)
         text, _ = p.communicate(timeout=120)
     finally:
