@@ -264,6 +264,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+#: The name this class had until it was told apart from ``db.models.Client`` (a row of the clients table);
+#: kept so that code written against it keeps working. New code says PortraitClient.
+Client = PortraitClient
+
+
 def submit_folder(client: PortraitClient, folder: Path, out: Path, *, options: dict[str, Any] | None = None,
                   webhook_url: str | None = None, wait: bool = False, timeout: float | None = None,
                   progress: bool = True) -> SubmitResult:

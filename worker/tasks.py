@@ -180,7 +180,8 @@ def _restore(jid: uuid.UUID, worker: str) -> TaskOutcome:
         # terminal: a redelivered message for a finished job; leased: another live worker has it (the
         # sweeper hands it over if that worker dies); exhausted: failed by the claim; missing: deleted.
         log.info("job not claimed: %s", claim.outcome)
-        _notify("failed", claim.transition, jobs_db.EXHAUSTED)
+        if claim.outcome == ClaimOutcome.exhausted:
+            _notify("failed", claim.transition, jobs_db.EXHAUSTED)
         return TaskOutcome(claim.outcome.value)
     job, attempt = claim.job, claim.attempt
     bind(**job_fields(job, attempt))
@@ -264,5 +265,7 @@ def _give_back(job: Job, attempt: int, exc: Exception) -> TaskOutcome:
         metrics.job_finished("requeued", type(exc).__name__)
         messages.send_job(back.job, countdown=min(60.0, 5.0 * 2 ** (attempt - 1)))
         return TaskOutcome.given_back
+    if back is None:  # canceled or taken over meanwhile
+        return TaskOutcome.lost
     _notify("failed", back, jobs_db.EXHAUSTED)
     return TaskOutcome.failed
