@@ -1,5 +1,5 @@
 """What the workers know of Redis as a broker: the transport they consume with, and how the sweeper
-reads which restore messages Redis still holds.
+reads which job messages (restore or fetch) Redis still holds.
 
 ``RedisTransport`` is kombu's Redis transport with one change: when the connection drops while a worker
 holds unacknowledged messages, kombu pushes them back, and later acks the tasks that finish meanwhile,
@@ -20,7 +20,7 @@ from typing import Any
 import redis
 from kombu.transport import redis as kombu_redis
 
-from jobs.messages import RESTORE_TASK, restore_queue
+from jobs.messages import FETCH_TASK, RESTORE_TASK, restore_queue
 from portrait.settings import get_settings
 
 log = logging.getLogger("portrait.worker")
@@ -62,7 +62,7 @@ class RedisTransport(kombu_redis.Transport):
     Channel = _Channel
 
 
-#: Longest restore queue whose messages ``restore_messages`` reads (the bulk queue is bounded by the
+#: Longest queue whose messages ``job_messages`` reads (the bulk queue is bounded by the
 #: dispatcher at BULK_IN_FLIGHT_PER_CLIENT per busy client; a longer list is a backlog, not a loss).
 SCAN_MAX = 2000
 UNACKED_KEY = "unacked"  # kombu's Redis transport: delivered, not yet acknowledged messages
@@ -72,21 +72,17 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url(get_settings().redis_url, socket_timeout=5)
 
 
-def queue_empty(name: str) -> bool:
-    """True when Redis holds no waiting message for this queue (so a stale queued job's was lost)."""
-    try:
-        return _redis().llen(name) == 0
-    except redis.RedisError:
-        return False  # cannot tell; the next sweep will
+JOB_TASKS = (RESTORE_TASK, FETCH_TASK)
 
 
-def _restore_job_id(raw: bytes | str) -> str | None:
-    """The job id a raw kombu message (or unacked entry ``[message, exchange, routing_key]``) restores."""
+def _job_id(raw: bytes | str) -> str | None:
+    """The job id a raw kombu message (or unacked entry ``[message, exchange, routing_key]``) restores
+    or fetches the input of; None for any other message."""
     try:
         msg = json.loads(raw)
         if isinstance(msg, list):
             msg = msg[0]
-        if msg.get("headers", {}).get("task") != RESTORE_TASK:
+        if msg.get("headers", {}).get("task") not in JOB_TASKS:
             return None
         body = msg["body"]
         if msg.get("properties", {}).get("body_encoding") == "base64":
@@ -98,25 +94,26 @@ def _restore_job_id(raw: bytes | str) -> str | None:
         return None
 
 
-def restore_messages(bulk: bool) -> set[str] | None:
-    """Job ids that still have a restore message in Redis: waiting in the bulk or single restore list, or delivered
+def job_messages(bulk: bool) -> set[str] | None:
+    """Job ids that still have a message in Redis: waiting in the bulk or single restore list or in the
+    fetch list (a URL input's first step, jobs/messages.py), or delivered
     to a worker and not acknowledged yet (reserved, running, or held for a retry's countdown; with
     ``task_acks_late`` a message stays there until its task ends, and kombu puts it back in the list
     if that worker dies). A queued job found in neither has lost its message.
 
-    None when it cannot tell: Redis unreachable, or the list longer than SCAN_MAX. (A message moving
-    from the list to the unacked set is in neither for an instant; the caller's re-send is then a
-    duplicate, which the claim's compare-and-set drops.)
+    None when it cannot tell: Redis unreachable, or a list longer than SCAN_MAX (a backlog, not a loss).
+    (A message moving from a list to the unacked set is in neither for an instant; the caller's re-send
+    is then a duplicate, which the claim's compare-and-set drops.)
     """
-    queue = restore_queue(bulk)
+    queues = (restore_queue(bulk), get_settings().fetch_queue)
     try:
         r = _redis()
-        if r.llen(queue) > SCAN_MAX:
+        if any(r.llen(q) > SCAN_MAX for q in queues):
             return None
-        found = {_restore_job_id(raw) for raw in r.lrange(queue, 0, SCAN_MAX)}
-        found.update(_restore_job_id(raw) for _, raw in r.hscan_iter(UNACKED_KEY, count=500))
+        found = {_job_id(raw) for q in queues for raw in r.lrange(q, 0, SCAN_MAX)}
+        found.update(_job_id(raw) for _, raw in r.hscan_iter(UNACKED_KEY, count=500))
     except redis.RedisError:
-        log.warning("could not read the %s queue from Redis", queue, exc_info=True)
+        log.warning("could not read the %s queues from Redis", "/".join(queues), exc_info=True)
         return None
     found.discard(None)
     return found  # type: ignore[return-value]

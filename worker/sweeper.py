@@ -1,13 +1,13 @@
 """The sweeper (Celery beat, every SWEEP_INTERVAL_S): rebuilds from Postgres what Redis lost.
 
 * queued jobs whose message was sent more than QUEUED_STALE_S ago (or never, for single jobs committed
-  that long ago: the API sends right after its commit) → enqueue again, if their restore queue is empty
-  in Redis or their message is in neither that queue's list nor kombu's unacked set
-  (``broker.restore_messages``): a long backlog is waiting, not lost, and re-sending it every sweep
-  would multiply it; but one client's lost messages must not wait until every other client's work has
-  drained (they still count against its fair-dispatch cap, so nothing else of that client would be
-  sent). A queue too long to read (``broker.SCAN_MAX``) is a backlog: then only the empty-queue rule
-  applies. Batch items not sent yet are waiting for their client's turn, not lost: the sweep runs the
+  that long ago: the API sends right after its commit) → send again, if their message is in none of
+  their restore list, the fetch list and kombu's unacked set (``broker.job_messages``): a long backlog
+  is waiting, not lost, and re-sending it every sweep would multiply it, nor is a URL input whose
+  fetch is still running; but one client's lost messages must not wait until every other client's
+  work has drained (they still count against its fair-dispatch cap, so nothing else of that client
+  would be sent). A list too long to read (``broker.SCAN_MAX``) is a backlog: nothing is re-sent from
+  it until it drains. Batch items not sent yet are waiting for their client's turn, not lost: the sweep runs the
   fair dispatcher (db/dispatch.py) for them;
 * running jobs whose lease expired (their worker died or hung) → back to queued and enqueue, or
   ``failed/attempts_exhausted`` once MAX_ATTEMPTS is reached (both counted in ``portrait_jobs_total`` on
@@ -67,14 +67,12 @@ def sweep_once() -> dict[str, int]:
     counts = {"requeued_stale": 0, "requeued_expired": 0, "exhausted": 0, "dispatched": 0, "webhooks": 0}
 
     for bulk in (False, True):
-        empty = broker.queue_empty(messages.restore_queue(bulk))
         with session_scope() as s:
-            stale = jobs_db.stale_queued(s, settings.queued_stale_s, bulk=bulk, limit=500 if empty else 1)
-            if stale and not empty:
-                # Others' messages keep the queue busy (with fair dispatch, as long as any other client
-                # has a backlog): re-send only those whose message is gone from Redis. (One caught
-                # between the list and the unacked set is re-sent needlessly: the claim drops the copy.)
-                present = broker.restore_messages(bulk)
+            stale = jobs_db.stale_queued(s, settings.queued_stale_s, bulk=bulk, limit=1)
+            if stale:
+                # Re-send only those whose message is gone from Redis. (One caught between a list and
+                # the unacked set is re-sent needlessly: the claim drops the copy.)
+                present = broker.job_messages(bulk)
                 stale = [] if present is None else jobs_db.stale_queued(
                     s, settings.queued_stale_s, bulk=bulk, exclude=[uuid.UUID(j) for j in present])
             for job in stale:

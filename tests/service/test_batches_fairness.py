@@ -187,9 +187,9 @@ def test_messages_waiting_behind_a_busy_worker_are_not_resent(api: Api, stack: S
         api.wait(single["id"], statuses=("running",), timeout=60)  # holds the only worker
         batch = _batch(api, small_faces[130:130 + cap + 1], "waiting")
         wait_until(lambda: r.llen(stack.env["GPU_BULK_QUEUE"]) == cap, 10, what="the batch dispatched")
-        present = broker.restore_messages(bulk=True)
+        present = broker.job_messages(bulk=True)
         assert present is not None and set(batch["job_ids"][:cap]) <= present
-        assert single["id"] in broker.restore_messages(bulk=False), "the running job's message is unacked"
+        assert single["id"] in broker.job_messages(bulk=False), "the running job's message is unacked"
         holds_for(lambda: r.llen(stack.env["GPU_BULK_QUEUE"]) == cap,
                   get_settings().queued_stale_s + 3 * get_settings().sweep_interval_s, "not re-sent while waiting")
         release.set()
