@@ -4,22 +4,26 @@ Each test runs both implementations of one stage on the same input and states it
 levels unless said otherwise. OpenCV rounds through fixed-point weights and tables, torch computes in
 float32, so 8-bit results may differ by one level here and there; the bounds leave a little room over
 what was measured (docs/pipeline.md, "Two implementations of the pixel stages", lists the figures).
+The last tests run the whole Restorer both ways on real photos.
 """
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from restoration_testutil import ONE_FACE, SOLVAY, face_photo
 from skimage import data as skdata
 
 from restoration import alignment, background, device_stages, image_io, paste
 from restoration.alignment import FFHQ_TEMPLATE_512
 from restoration.errors import TruncatedImage
+from restoration.options import RestoreOptions
 from restoration.parsing import PART_CLASSES
 
 
@@ -214,3 +218,93 @@ def test_encode_jpeg_matches_pillow(photo: np.ndarray) -> None:
         assert device_stages.encode(img, fmt, quality=q, is_gray=grey) == image_io.encode(
             photo, fmt, quality=q, is_gray=grey)
     assert device_stages.device_jpeg_subsampling(torch.device("cuda")) == "444"
+
+
+# --- the whole pipeline both ways -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def torch_restorer(weights_dir: Path):
+    """The ``restorer`` fixture's configuration (classical generator) with the torch stages on the CPU."""
+    from restoration.pipeline import CLASSICAL_MODEL, Restorer
+
+    return Restorer(weights_dir, device="cpu", model_path=Path(CLASSICAL_MODEL), stages="torch")
+
+
+def test_stage_choice(weights_dir: Path, restorer, torch_restorer) -> None:
+    from restoration.pipeline import Restorer
+
+    assert not restorer.torch_stages and torch_restorer.torch_stages  # auto on the CPU = numpy
+    with pytest.raises(ValueError, match="stages"):
+        Restorer(weights_dir, device="cpu", stages="gpu")
+
+
+@pytest.mark.parametrize(("path", "upscale"), [(ONE_FACE, 2), (SOLVAY, 1)])
+def test_restorer_torch_stages_match_numpy(restorer, torch_restorer, faces_dir: Path, path: Path,
+                                           upscale: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same photo both ways: the same faces (boxes, mask coverage within 0.005), images within PSNR ≥ 40 dB
+    (measured: 64 dB on the JPEG at ×2, 65 dB on Solvay), and the parser called once for all faces."""
+    calls: list[int] = []
+    if torch_restorer.parser is not None:
+        parse = torch_restorer.parser.parse
+        monkeypatch.setattr(torch_restorer.parser, "parse", lambda faces: calls.append(len(faces)) or parse(faces))
+    opts = RestoreOptions(upscale=upscale)
+    data = path.read_bytes()
+    want, got = restorer.restore_bytes(data, opts), torch_restorer.restore_bytes(data, opts)
+    assert (got.format, got.width, got.height) == (want.format, want.width, want.height)
+    assert [f["box"] for f in got.faces] == [f["box"] for f in want.faces]
+    for a, b in zip(want.faces, got.faces, strict=True):
+        assert abs(a["mask_coverage"] - b["mask_coverage"]) <= 0.005
+    assert _psnr(want.image, got.image) >= 40
+    decoded = np.asarray(Image.open(io.BytesIO(got.data)).convert("RGB"))
+    assert _psnr(decoded, want.image) >= 35  # through the encoder too
+    if torch_restorer.parser is not None:
+        assert calls == [len(want.faces)]
+
+
+def _variants() -> dict[str, tuple[bytes, RestoreOptions]]:
+    rgb = face_photo()
+    alpha = np.tile(np.linspace(60, 255, rgb.shape[1]).astype(np.uint8), (rgb.shape[0], 1))
+    rgba16 = np.dstack([cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), alpha]).astype(np.uint16) * 257
+    crop = cv2.resize(rgb[20:200, 5:185], (512, 512), interpolation=cv2.INTER_CUBIC)
+    return {
+        "grey jpeg": (_jpeg(rgb, "L", quality=92), RestoreOptions(upscale=2, quality=92)),
+        "16-bit rgba png": (cv2.imencode(".png", rgba16)[1].tobytes(), RestoreOptions(upscale=2)),
+        "aligned, fidelity 0.5": (_jpeg(crop, quality=95), RestoreOptions(aligned=True, fidelity=0.5)),
+        "jpeg to webp": (_jpeg(rgb, quality=80), RestoreOptions(upscale=1, output_format="webp")),
+    }
+
+
+@pytest.mark.parametrize("kind", ["grey jpeg", "16-bit rgba png", "aligned, fidelity 0.5", "jpeg to webp"])
+def test_restorer_torch_stages_keep_what_numpy_supports(restorer, torch_restorer, faces_dir: Path,
+                                                        kind: str) -> None:
+    """Grey, alpha, 16-bit, aligned crops, fidelity and other output formats: same file kind, same depth
+    and channels, pixels within PSNR ≥ 40 dB, the same paste mask and crops (``keep_crops``)."""
+    data, opts = _variants()[kind]
+    want = restorer.restore_bytes(data, opts, keep_crops=True)
+    got = torch_restorer.restore_bytes(data, opts, keep_crops=True)
+    a, b = (cv2.imdecode(np.frombuffer(r.data, np.uint8), cv2.IMREAD_UNCHANGED) for r in (want, got))
+    assert (got.format, a.dtype, a.shape) == (want.format, b.dtype, b.shape)
+    assert _psnr(want.image, got.image) >= 40
+    if a.dtype == np.uint16:
+        assert _psnr(a // 257, b // 257) >= 40
+    assert len(got.faces) == len(want.faces) and len(got.restored_crops) == len(want.restored_crops)
+    if want.paste_mask is not None:
+        assert _diff(want.paste_mask, got.paste_mask).mean() <= 0.5
+
+
+def test_bisenet_parses_device_tensors_like_arrays(tmp_path: Path, photo: np.ndarray) -> None:
+    """The CelebA parsers take the crops already on their device (the torch stages' copy): same labels."""
+    from facexlib.parsing.bisenet import BiSeNet
+
+    from restoration.parsing import CelebAParser
+
+    torch.manual_seed(0)
+    path = tmp_path / "parsing_bisenet.pth"
+    torch.save(BiSeNet(num_class=19).state_dict(), path)  # random weights: only the plumbing is tested
+    parser = CelebAParser("bisenet", path)
+    assert parser.takes_tensors
+    faces = np.stack([photo[:, :512], photo[:, 128:]])
+    np.testing.assert_array_equal(parser.parse(faces), parser.parse(_t(faces)))
+    with pytest.raises(ValueError, match="expected uint8"):
+        parser.parse(_t(faces).float())
