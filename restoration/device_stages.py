@@ -114,7 +114,8 @@ def _lanczos_matrix(n_in: int, n_out: int) -> np.ndarray:
 
 
 def _resample(x: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
-    """Separable resampling of float N×C×H×W by row (H'×H) and column (W'×W) weight matrices."""
+    """Separable resampling of float N×C×H×W by row (H'×H) and column (W'×W) weight matrices (full float32:
+    the pipeline leaves ``torch.backends.cuda.matmul.allow_tf32`` at its default, off)."""
     r = torch.as_tensor(rows, dtype=torch.float32, device=x.device)
     c = torch.as_tensor(cols, dtype=torch.float32, device=x.device)
     return torch.matmul(torch.matmul(r, x), c.T)
@@ -138,8 +139,11 @@ def gaussian_blur(x: torch.Tensor, sigma: float, for_uint8: bool = False) -> tor
     n, c, h, w = x.shape
     p = len(k) // 2
     y = x.reshape(n * c, 1, h, w)
-    y = F.conv2d(F.pad(y, (p, p, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
-    y = F.conv2d(F.pad(y, (0, 0, p, p), mode="reflect"), k.view(1, 1, -1, 1))
+    cudnn = torch.backends.cudnn  # TF32 (cuDNN's default for float32) would cost ~1e-3 of precision
+    with cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic,
+                     allow_tf32=False):
+        y = F.conv2d(F.pad(y, (p, p, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+        y = F.conv2d(F.pad(y, (0, 0, p, p), mode="reflect"), k.view(1, 1, -1, 1))
     return y.reshape(n, c, h, w)
 
 
@@ -259,17 +263,24 @@ def _ellipse_rows(r: int) -> tuple[tuple[int, int], ...]:
 
 
 def _erode_ellipse(x: torch.Tensor, r: int) -> torch.Tensor:
-    """cv2.erode of float N×1×H×W by the ellipse of radius ``r``; outside the image counts as 1."""
-    out = torch.ones_like(x)
+    """cv2.erode of a 0/1 float N×1×H×W by the ellipse of radius ``r``; outside the image counts as 1.
+
+    Row by row of the element: a horizontal erosion (a window sum equal to its width, from a cumulative
+    sum: O(1) per pixel whatever the width) shifted by the row's offset, all rows AND-ed."""
     h = x.shape[-2]
+    eroded: dict[int, torch.Tensor] = {}
+    for _, half in _ellipse_rows(r):
+        if half not in eroded:
+            width = 2 * half + 1
+            c = F.pad(F.pad(x, (half, half), value=1.0).cumsum(-1), (1, 0))
+            eroded[half] = (c[..., width:] - c[..., :-width] > width - 0.5).to(x.dtype)
+    out = torch.ones_like(x)
     for dy, half in _ellipse_rows(r):
-        row = -F.max_pool2d(-x, (1, 2 * half + 1), stride=1, padding=(0, half)) if half else x
-        shifted = torch.ones_like(row)  # row dy of the element at pixel y reads image row y + dy
+        row = eroded[half]  # row dy of the element at pixel y reads image row y + dy
         if dy >= 0:
-            shifted[..., :h - dy, :] = row[..., dy:, :]
+            out[..., :h - dy, :] = torch.minimum(out[..., :h - dy, :], row[..., dy:, :])
         else:
-            shifted[..., -dy:, :] = row[..., :h + dy, :]
-        out = torch.minimum(out, shifted)
+            out[..., -dy:, :] = torch.minimum(out[..., -dy:, :], row[..., :h + dy, :])
     return out
 
 
