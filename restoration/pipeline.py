@@ -381,22 +381,23 @@ class Restorer:
 
     @torch.inference_mode()
     def _generate(self, crops: np.ndarray | torch.Tensor, labels: np.ndarray | None) -> torch.Tensor:
-        """uint8 N×512×512×3 faces (host or device) -> the restored faces, uint8 N×512×512×3 on the device,
-        ``max_batch`` at a time."""
+        """One generator batch: uint8 N×512×512×3 faces (host or device) -> the restored faces, uint8
+        N×512×512×3 on the device."""
         src = crops if isinstance(crops, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(crops))
-        out = []
-        for s in range(0, len(src), self.max_batch):
-            x = to_model(src[s:s + self.max_batch].to(self.device))
-            mask = None
-            if self.uses_mask and labels is not None:
-                mask = generator_mask(labels[s:s + self.max_batch]).to(self.device)
-            x = x.contiguous(memory_format=torch.channels_last)
-            with self._autocast():
-                y = self.generator(x, mask).float()
-            out.append(to_pixels(y))
-        result = torch.cat(out)
+        x = to_model(src.to(self.device))
+        mask = generator_mask(labels).to(self.device) if self.uses_mask and labels is not None else None
+        x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            y = self.generator(x, mask).float()
+        out = to_pixels(y)
         self._sync()
-        return result
+        return out
+
+    def _generate_batches(self, crops: np.ndarray | torch.Tensor, labels: np.ndarray | None) -> torch.Tensor:
+        """:meth:`_generate` ``max_batch`` faces at a time."""
+        step = self.max_batch
+        return torch.cat([self._generate(crops[s:s + step], None if labels is None else labels[s:s + step])
+                          for s in range(0, len(crops), step)])
 
     def _restore_faces(self, jobs: list[_Photo]) -> None:
         """Parse, generate, colour-match and blend the faces of all jobs in shared batches."""
@@ -440,11 +441,11 @@ class Restorer:
             labels_in = self._parse(crops, dev_crops)
         elif source == "restored":
             tg = time.perf_counter()
-            first = self._generate(gen_in, None)
+            first = self._generate_batches(gen_in, None)
             gen_s += time.perf_counter() - tg
             labels_in = self._parse(first.cpu().numpy(), first)
         tg = time.perf_counter()
-        restored = self._generate(gen_in, labels_in)
+        restored = self._generate_batches(gen_in, labels_in)
         gen_s += time.perf_counter() - tg
         host = restored.cpu().numpy()
         labels_out = self._parse(host, restored if dev_crops is not None else None)
