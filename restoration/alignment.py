@@ -41,30 +41,49 @@ def estimate_affines(landmarks: np.ndarray, size: int = FACE_SIZE) -> np.ndarray
     return out
 
 
-def _warp(rgb: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
-    """Warp one face; a face larger than the crop is area-downscaled first so it does not alias."""
+@dataclass
+class WarpPlan:
+    """How one face is warped, shared by the OpenCV warp here and the torch one (restoration/device_stages.py).
+
+    ``roi`` (x0, y0, x1, y1) of the photo is first area-resized to ``small`` (w, h) when set; ``matrix``
+    then maps that source (the ROI's resize, or the whole photo) to the crop with ``interp``.
+    """
+
+    matrix: np.ndarray  # 2×3, source -> crop
+    interp: int  # cv2.INTER_LINEAR or cv2.INTER_CUBIC
+    roi: tuple[int, int, int, int] | None = None
+    small: tuple[int, int] | None = None
+
+
+def warp_plan(m: np.ndarray, height: int, width: int, size: int = FACE_SIZE) -> WarpPlan:
+    """A face larger than the crop is area-downscaled first so it does not alias; small ones go bicubic."""
     k = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))  # crop pixels per photo pixel
     if k < 0.75:
         inv = cv2.invertAffineTransform(m)
         corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64) @ inv.T
-        h, w = rgb.shape[:2]
-        x0, y0 = np.clip(np.floor(corners.min(0)).astype(int) - 2, 0, [w, h])
-        x1, y1 = np.clip(np.ceil(corners.max(0)).astype(int) + 2, 0, [w, h])
+        x0, y0 = np.clip(np.floor(corners.min(0)).astype(int) - 2, 0, [width, height])
+        x1, y1 = np.clip(np.ceil(corners.max(0)).astype(int) + 2, 0, [width, height])
         if x1 - x0 >= 2 and y1 - y0 >= 2:
             r = min(1.0, 1.5 * k)  # leave the final warp a little downscaling to do
-            roi = rgb[y0:y1, x0:x1]
             rw, rh = max(2, round((x1 - x0) * r)), max(2, round((y1 - y0) * r))
-            small = cv2.resize(roi, (rw, rh), interpolation=cv2.INTER_AREA)
             rx, ry = rw / (x1 - x0), rh / (y1 - y0)
             # small pixel s <-> photo pixel p: p = (s + 0.5) / r - 0.5 + offset
             to_photo = np.array([[1 / rx, 0, 0.5 / rx - 0.5 + x0],
                                  [0, 1 / ry, 0.5 / ry - 0.5 + y0],
                                  [0, 0, 1]])
-            m_small = np.vstack([m, [0, 0, 1]]) @ to_photo
-            return cv2.warpAffine(small, m_small[:2], (size, size), flags=cv2.INTER_LINEAR,
-                                  borderMode=cv2.BORDER_REFLECT101)
-    interp = cv2.INTER_CUBIC if k > 1.25 else cv2.INTER_LINEAR
-    return cv2.warpAffine(rgb, m, (size, size), flags=interp, borderMode=cv2.BORDER_REFLECT101)
+            m_small = (np.vstack([m, [0, 0, 1]]) @ to_photo)[:2]
+            return WarpPlan(m_small, cv2.INTER_LINEAR, (int(x0), int(y0), int(x1), int(y1)), (rw, rh))
+    return WarpPlan(np.asarray(m, np.float64), cv2.INTER_CUBIC if k > 1.25 else cv2.INTER_LINEAR)
+
+
+def _warp(rgb: np.ndarray, m: np.ndarray, size: int) -> np.ndarray:
+    """Warp one face as :func:`warp_plan` says."""
+    plan = warp_plan(m, rgb.shape[0], rgb.shape[1], size)
+    src = rgb
+    if plan.roi is not None and plan.small is not None:
+        x0, y0, x1, y1 = plan.roi
+        src = cv2.resize(rgb[y0:y1, x0:x1], plan.small, interpolation=cv2.INTER_AREA)
+    return cv2.warpAffine(src, plan.matrix, (size, size), flags=plan.interp, borderMode=cv2.BORDER_REFLECT101)
 
 
 def align_faces(rgb: np.ndarray, landmarks: np.ndarray, size: int = FACE_SIZE) -> AlignedFaces:

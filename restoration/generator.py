@@ -369,10 +369,15 @@ def to_model(rgb: np.ndarray | torch.Tensor) -> torch.Tensor:
     return t.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
+def to_pixels(x: torch.Tensor) -> torch.Tensor:
+    """float N×3×H×W in [-1, 1] -> uint8 RGB N×H×W×3 (clamped, rounded), on the input's device."""
+    y = ((x.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+    return y.permute(0, 2, 3, 1)
+
+
 def from_model(x: torch.Tensor) -> np.ndarray:
     """float N×3×H×W in [-1, 1] -> uint8 RGB N×H×W×3 (clamped, rounded), on the CPU."""
-    y = ((x.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
-    return y.permute(0, 2, 3, 1).cpu().numpy()
+    return to_pixels(x).cpu().numpy()
 
 
 def generator_mask(labels: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -423,4 +428,4 @@ def load_generator(path: Path | str, device: str | torch.device = "cpu") -> tupl
 
 
 __all__ = ["GeneratorConfig", "Generator", "save_generator", "load_generator", "read_generator_metadata",
-           "to_model", "from_model", "generator_mask"]
+           "to_model", "to_pixels", "from_model", "generator_mask"]

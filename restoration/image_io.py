@@ -95,7 +95,8 @@ def _png_bad_chunk(data: bytes) -> str | None:
     return None
 
 
-def _open(data: bytes, limits: ImageLimits) -> Image.Image:
+def open_image(data: bytes, limits: ImageLimits) -> Image.Image:
+    """The file opened lazily (header only) and checked against the limits; no pixel decoded yet."""
     if not data:
         raise InvalidImage("zero bytes: the upload is empty")
     try:
@@ -117,7 +118,7 @@ def _open(data: bytes, limits: ImageLimits) -> Image.Image:
     return im
 
 
-def _file_bit_depth(im: Image.Image) -> int:
+def file_bit_depth(im: Image.Image) -> int:
     """16 for 16-bit-per-channel files: PIL silently reads 16-bit RGB as 8-bit, so ask the header."""
     if im.mode.startswith("I;16") or im.mode == "I":
         return 16
@@ -177,7 +178,8 @@ def _decode16(data: bytes, orientation: int) -> tuple[np.ndarray, np.ndarray | N
     return rgb, alpha
 
 
-def _looks_gray(rgb: np.ndarray) -> bool:
+def looks_gray(rgb: np.ndarray) -> bool:
+    """Whether an RGB photo is grey within ``_GRAY_TOLERANCE`` (a scanned black-and-white print saved as RGB)."""
     step = max(1, max(rgb.shape[:2]) // 512)
     s = rgb[::step, ::step].astype(np.int16)
     chroma = np.maximum(np.abs(s[..., 0] - s[..., 1]), np.abs(s[..., 1] - s[..., 2]))
@@ -187,9 +189,9 @@ def _looks_gray(rgb: np.ndarray) -> bool:
 def decode(data: bytes, limits: ImageLimits | None = None) -> DecodedImage:
     """Decode bytes to an upright RGB uint8 photo, refusing bombs and broken files with stable codes."""
     limits = limits or ImageLimits()
-    im = _open(data, limits)
+    im = open_image(data, limits)
     fmt = "JPEG" if im.format == "MPO" else str(im.format)
-    bit_depth = _file_bit_depth(im)  # before load(), which drops the tile list it reads
+    bit_depth = file_bit_depth(im)  # before load(), which drops the tile list it reads
     _load(im, len(data))
     orientation = int(im.getexif().get(0x0112, 1) or 1)  # PNG keeps EXIF after the pixels
     gray_mode = im.mode in _GRAY_MODES
@@ -216,7 +218,7 @@ def decode(data: bytes, limits: ImageLimits | None = None) -> DecodedImage:
             rgb = np.ascontiguousarray(arr)
     if alpha is not None and alpha.min() == alpha.max() == (65535 if alpha.dtype == np.uint16 else 255):
         alpha = None  # an opaque alpha channel carries nothing worth forcing PNG for
-    is_gray = gray_mode or _looks_gray(rgb)
+    is_gray = gray_mode or looks_gray(rgb)
     return DecodedImage(rgb=rgb, alpha=alpha, is_gray=is_gray, bit_depth=bit_depth, format=fmt, rgb16=rgb16)
 
 

@@ -107,7 +107,14 @@ class NoneParser:
 
 
 class CelebAParser:
-    """facexlib BiSeNet / ParseNet at 512, labels remapped onto PART_CLASSES."""
+    """facexlib BiSeNet / ParseNet at 512, labels remapped onto PART_CLASSES.
+
+    Runs on its device in batches; :meth:`parse` also takes the faces as a tensor already on that device
+    (the pipeline's torch stages), which then never leave it.
+    """
+
+    #: the pipeline may pass device tensors (restoration/pipeline.py ``Restorer._parse``)
+    takes_tensors = True
 
     def __init__(self, kind: str, weights_path: Path, device: str = "cpu") -> None:
         from facexlib.parsing.bisenet import BiSeNet
@@ -128,13 +135,22 @@ class CelebAParser:
         self._lut = self._lut.to(self.device)
 
     @torch.inference_mode()
-    def parse(self, faces: np.ndarray, batch_size: int = 8) -> np.ndarray:
-        faces = _check_faces(faces)
+    def parse(self, faces: np.ndarray | torch.Tensor, batch_size: int = 8) -> np.ndarray:
+        """uint8 N×512×512×3 RGB faces (numpy, or a tensor on any device) -> uint8 N×512×512 part ids."""
+        if isinstance(faces, torch.Tensor):
+            if faces.ndim == 3:
+                faces = faces[None]
+            if faces.ndim != 4 or tuple(faces.shape[1:]) != (FACE_SIZE, FACE_SIZE, 3) or faces.dtype != torch.uint8:
+                raise ValueError(f"expected uint8 N x {FACE_SIZE} x {FACE_SIZE} x 3 RGB faces, got {faces.dtype} "
+                                 f"{tuple(faces.shape)}")
+            batches = faces
+        else:
+            batches = torch.from_numpy(_check_faces(faces))
         mean = torch.tensor(self._mean, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(self._std, device=self.device).view(1, 3, 1, 1)
         out = []
-        for i in range(0, len(faces), batch_size):
-            x = torch.from_numpy(faces[i:i + batch_size]).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+        for i in range(0, len(batches), batch_size):
+            x = batches[i:i + batch_size].to(self.device).permute(0, 3, 1, 2).float() / 255.0
             logits = self.net((x - mean) / std)[0]
             out.append(self._lut[logits.argmax(1)].cpu().numpy())
         return np.concatenate(out, 0)
@@ -268,12 +284,16 @@ def _colour_model(lab_img: np.ndarray, sel: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def _close(lab_img: np.ndarray, model: tuple[np.ndarray, np.ndarray] | None, k: float,
-           floor: tuple[float, float, float]) -> np.ndarray:
+           floor: tuple[float, float, float], where: np.ndarray) -> np.ndarray:
+    """Pixels within ``k`` spreads (at least ``floor``) of the colour model; only ``where`` is looked at
+    (the rest of the map stays False), which is all :func:`split_person` uses."""
+    out = np.zeros(lab_img.shape[:2], bool)
     if model is None:
-        return np.zeros(lab_img.shape[:2], bool)
+        return out
     med, spread = model
     tol = np.maximum(k * spread, np.asarray(floor, np.float32))
-    return np.all(np.abs(lab_img - med) <= tol, axis=-1)
+    out[where] = np.all(np.abs(lab_img[where] - med) <= tol, axis=-1)
+    return out
 
 
 def split_person(labels: np.ndarray, person: np.ndarray, face: np.ndarray, threshold: float = 0.5) -> np.ndarray:
@@ -302,10 +322,11 @@ def split_person(labels: np.ndarray, person: np.ndarray, face: np.ndarray, thres
 
     eye_y, mouth_y = row(("eyes", "irises"), 0.45), row(("lips", "inner_mouth"), 0.8)
     lab_img = cv2.cvtColor(face, cv2.COLOR_RGB2LAB).astype(np.float32)
-    yy, xx = np.mgrid[: labels.shape[0], : labels.shape[1]]
-    skinlike = _close(lab_img, _colour_model(lab_img, labels == _C["skin"]), 2.5, (18.0, 6.0, 6.0))
+    yy, xx = np.arange(labels.shape[0])[:, None], np.arange(labels.shape[1])[None, :]  # broadcast, no grid
+    # every use below is inside ``rest``: the colour tests look at those pixels only
+    skinlike = _close(lab_img, _colour_model(lab_img, labels == _C["skin"]), 2.5, (18.0, 6.0, 6.0), rest)
     above = rest & (yy < y0 + 0.05 * h)
-    hairlike = _close(lab_img, _colour_model(lab_img, above & ~skinlike), 2.5, (12.0, 5.0, 5.0)) & ~skinlike
+    hairlike = _close(lab_img, _colour_model(lab_img, above & ~skinlike), 2.5, (12.0, 5.0, 5.0), rest) & ~skinlike
 
     beside = (np.abs(xx - cx) > 0.5 * w - 0.08 * w) & (np.abs(xx - cx) < 0.5 * w + 0.2 * w)
     ears = rest & skinlike & beside & (yy > eye_y - 0.12 * h) & (yy < mouth_y)

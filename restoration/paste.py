@@ -10,6 +10,7 @@ smaller than 512 px are first area-downscaled, so the fine detail of the restore
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -86,6 +87,47 @@ def canvas_affine(inverse_affine: np.ndarray, scale: float) -> np.ndarray:
     return m
 
 
+@dataclass
+class PastePlan:
+    """Where one face goes, shared by the OpenCV paste here and the torch one (restoration/device_stages.py).
+
+    The face (and its mask) is first area-resized to ``side``×``side`` when set; ``matrix`` then maps
+    that source to the canvas window ``box`` (x0, y0, x1, y1), the face with ``interp``, the mask linearly.
+    """
+
+    box: tuple[int, int, int, int]
+    matrix: np.ndarray  # 2×3, source -> box
+    interp: int  # cv2.INTER_LINEAR or cv2.INTER_CUBIC
+    side: int | None = None
+
+
+def paste_plan(inverse_affine: np.ndarray, scale: float, height: int, width: int) -> PastePlan | None:
+    """Each face is warped only into its own bounding box of the canvas (``height``×``width``); faces much
+    smaller than the crop are area-downscaled first (warping 512 -> 40 px directly would alias). None
+    when the face lies outside the canvas."""
+    n = FACE_SIZE
+    m = canvas_affine(inverse_affine, scale)
+    corners = np.array([[0, 0, 1], [n, 0, 1], [0, n, 1], [n, n, 1]], np.float64)
+    pts = corners @ m.T
+    x0, y0 = np.floor(pts.min(0)).astype(int) - 1
+    x1, y1 = np.ceil(pts.max(0)).astype(int) + 2
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    k = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))  # canvas pixels per crop pixel
+    side = None
+    if k < 0.75:
+        side = max(16, int(np.ceil(FACE_SIZE * k * 1.5)))
+        r = side / FACE_SIZE
+        # pixel centres: crop c = (c' + 0.5) / r - 0.5
+        shift = m[:, :2] @ np.full(2, 0.5 / r - 0.5)
+        m = np.concatenate([m[:, :2] / r, (m[:, 2] + shift)[:, None]], axis=1)
+    m = m.copy()
+    m[:, 2] -= (x0, y0)
+    interp = cv2.INTER_CUBIC if k > 1.25 else cv2.INTER_LINEAR
+    return PastePlan((int(x0), int(y0), int(x1), int(y1)), m, interp, side)
+
+
 def paste_faces(
     canvas: np.ndarray,
     faces: np.ndarray,
@@ -99,33 +141,18 @@ def paste_faces(
     Overlapping faces composite in order, each only inside its own mask.
     """
     out = canvas.copy()
-    ch, cw = out.shape[:2]
-    n = FACE_SIZE
-    corners = np.array([[0, 0, 1], [n, 0, 1], [0, n, 1], [n, n, 1]], np.float64)
     for face, inv, mask in zip(faces, inverse_affines, masks, strict=True):
-        m = canvas_affine(inv, scale)
-        pts = corners @ m.T
-        x0, y0 = np.floor(pts.min(0)).astype(int) - 1
-        x1, y1 = np.ceil(pts.max(0)).astype(int) + 2
-        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, cw), min(y1, ch)
-        if x1 <= x0 or y1 <= y0:
+        plan = paste_plan(inv, scale, out.shape[0], out.shape[1])
+        if plan is None:
             continue
         src, src_mask = face, mask
-        k = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))  # canvas pixels per crop pixel
-        if k < 0.75:  # area-downscale first: warping 512 -> 40 px directly would alias
-            t = max(16, int(np.ceil(FACE_SIZE * k * 1.5)))
-            r = t / FACE_SIZE
-            src = cv2.resize(face, (t, t), interpolation=cv2.INTER_AREA)
-            src_mask = cv2.resize(mask, (t, t), interpolation=cv2.INTER_AREA)
-            # pixel centres: crop c = (c' + 0.5) / r - 0.5
-            shift = m[:, :2] @ np.full(2, 0.5 / r - 0.5)
-            m = np.concatenate([m[:, :2] / r, (m[:, 2] + shift)[:, None]], axis=1)
-        m = m.copy()
-        m[:, 2] -= (x0, y0)
-        interp = cv2.INTER_CUBIC if k > 1.25 else cv2.INTER_LINEAR
+        if plan.side is not None:
+            src = cv2.resize(face, (plan.side, plan.side), interpolation=cv2.INTER_AREA)
+            src_mask = cv2.resize(mask, (plan.side, plan.side), interpolation=cv2.INTER_AREA)
+        x0, y0, x1, y1 = plan.box
         size = (x1 - x0, y1 - y0)
-        warped = cv2.warpAffine(src, m, size, flags=interp, borderMode=cv2.BORDER_REPLICATE)
-        alpha = cv2.warpAffine(src_mask, m, size, flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
+        warped = cv2.warpAffine(src, plan.matrix, size, flags=plan.interp, borderMode=cv2.BORDER_REPLICATE)
+        alpha = cv2.warpAffine(src_mask, plan.matrix, size, flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
         roi = out[y0:y1, x0:x1].astype(np.float32)
         blended = roi + (warped.astype(np.float32) - roi) * np.clip(alpha, 0.0, 1.0)
         out[y0:y1, x0:x1] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)

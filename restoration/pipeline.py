@@ -3,7 +3,13 @@
 :class:`Restorer` loads every model once and restores photos one at a time (:meth:`Restorer.restore_bytes`)
 or several at once (:meth:`Restorer.restore_many`), in which case the faces of all photos share the
 parser and generator batches: a crowd photo and three selfies cost the GPU a handful of batches rather
-than one small call per face.
+than one small call per face. The parser sees up to :data:`PARSE_WINDOW` faces per call (all faces of a
+photo, usually), the generator ``max_batch``.
+
+Two implementations of the pixel stages (decode, align, masks, colour match, background, paste,
+encode): OpenCV/numpy on the host (restoration/alignment.py, paste.py, background.py, image_io.py) and
+torch on the pipeline's device (restoration/device_stages.py), so that on CUDA a photo stays on the GPU
+between decode and encode. ``stages`` picks: ``auto`` = torch on CUDA, numpy on the CPU.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,13 +26,13 @@ import cv2
 import numpy as np
 import torch
 
-from restoration import image_io
+from restoration import device_stages, image_io
 from restoration.alignment import FACE_SIZE, FFHQ_TEMPLATE_512, AlignedFaces, align_faces
 from restoration.background import enhance_background, resolve_method
 from restoration.classical import CLASSICAL_VERSION, ClassicalFaceRestorer
 from restoration.detection import Face, FaceDetector
 from restoration.errors import RestorationError, WeightsMissing
-from restoration.generator import from_model, generator_mask, to_model
+from restoration.generator import generator_mask, to_model, to_pixels
 from restoration.image_io import DecodedImage, ImageLimits
 from restoration.options import MASK_SOURCES, RestoreOptions
 from restoration.paste import match_color, part_masks, paste_faces, template_mask
@@ -38,6 +44,11 @@ SHIPPED_WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: the ``model_path`` (``MODEL_PATH``, ``--model``) that picks the classical stand-in over the shipped weights
 CLASSICAL_MODEL = "classical"
 STAGES = ("decode", "detect", "align", "parse", "generate", "identity", "paste", "background", "encode")
+#: which implementation of the pixel stages runs: ``auto`` = ``torch`` on CUDA devices, else ``numpy``
+STAGE_PATHS = ("auto", "numpy", "torch")
+#: faces per parser call: every face of a photo in one batch (the parsers chunk internally), bounded so a
+#: 177-face crowd does not hold all its restored crops at once
+PARSE_WINDOW = 64
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -109,15 +120,23 @@ class _Photo:
     timings: dict[str, float]
     faces: list[Face] = field(default_factory=list)
     aligned: AlignedFaces | None = None
-    final: np.ndarray | None = None  # N×512×512×3 restored, colour-matched, fidelity-blended
-    masks: np.ndarray | None = None  # N×512×512 soft paste masks
+    #: the torch path's copies on the device: the decoded photo (H×W×3 uint8) and the aligned crops
+    pixels: torch.Tensor | None = None
+    crops: torch.Tensor | None = None
+    #: N×512×512×3 restored, colour-matched, fidelity-blended; N×512×512 soft paste masks (numpy arrays,
+    #: or device tensors on the torch path)
+    final: Any = None
+    masks: Any = None
     identity: list[float | None] = field(default_factory=list)
     face_timings: list[dict[str, float]] = field(default_factory=list)
 
 
 class _Clock:
-    def __init__(self, timings: dict[str, float]) -> None:
+    """Milliseconds per stage; ``sync`` waits for the device first, so queued GPU work counts where it ran."""
+
+    def __init__(self, timings: dict[str, float], sync: Callable[[], None] | None = None) -> None:
         self.timings = timings
+        self.sync = sync
 
     @contextlib.contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
@@ -125,7 +144,14 @@ class _Clock:
         try:
             yield
         finally:
+            if self.sync is not None:
+                self.sync()
             self.timings[stage] = self.timings.get(stage, 0.0) + (time.perf_counter() - t0) * 1000
+
+
+def _host(x: Any) -> np.ndarray:
+    """A device tensor's host copy; numpy arrays pass through."""
+    return x.cpu().numpy() if isinstance(x, torch.Tensor) else x
 
 
 def _round(x: float, nd: int = 2) -> float:
@@ -143,6 +169,10 @@ class Restorer:
     ``input``, the parser on the degraded face; ``restored``, two passes: the generator without a mask,
     then the parser on that cleaner face; ``none``, the mask-free path. A badly degraded face parses into
     misplaced parts, which the generator then draws (figures in training/LOG.md, "Mask sources").
+
+    ``stages`` (:data:`STAGE_PATHS`): the pixel stages in OpenCV/numpy or in torch on ``device``
+    (restoration/device_stages.py); ``auto`` = torch on CUDA, numpy on the CPU. ``torch`` on the CPU is
+    how the tests compare the two.
     """
 
     def __init__(
@@ -157,12 +187,17 @@ class Restorer:
         generator: torch.nn.Module | None = None,
         precision: str = "auto",
         mask_source: str = "input",
+        stages: str = "auto",
     ) -> None:
         if mask_source not in MASK_SOURCES:
             raise ValueError(f"mask_source must be one of {', '.join(MASK_SOURCES)}, not {mask_source!r}")
+        if stages not in STAGE_PATHS:
+            raise ValueError(f"stages must be one of {', '.join(STAGE_PATHS)}, not {stages!r}")
         self.mask_source = mask_source
         self.weights_dir = Path(weights_dir)
         self.device = resolve_device(device)
+        #: the pixel stages run in torch on ``device`` (restoration/device_stages.py), else OpenCV/numpy
+        self.torch_stages = stages == "torch" or (stages == "auto" and self.device.type == "cuda")
         #: what the generator computes in: bf16 autocast where the hardware has it (``auto``), else fp32
         self.precision = resolve_precision(precision, self.device)
         self.max_batch = max(1, int(max_batch))
@@ -236,6 +271,7 @@ class Restorer:
             raise result
         return result
 
+    @torch.inference_mode()
     def restore_many(
         self,
         inputs: Sequence[bytes | DecodedImage | np.ndarray],
@@ -256,16 +292,21 @@ class Restorer:
         return [j if isinstance(j, RestorationError) else self._finish(j, keep_crops, keep_input) for j in jobs]
 
     # --- stages -----------------------------------------------------------------------------
-    def _decode(self, item: bytes | DecodedImage | np.ndarray) -> DecodedImage:
+    def _decode(self, item: bytes | DecodedImage | np.ndarray) -> tuple[DecodedImage, torch.Tensor | None]:
+        """The decoded photo, and on the torch path its pixels on the device (JPEGs decoded there)."""
         if isinstance(item, DecodedImage):
-            return item
-        if isinstance(item, np.ndarray):
+            d = item
+        elif isinstance(item, np.ndarray):
             arr = item if item.ndim == 3 else np.repeat(item[..., None], 3, axis=2)
             if arr.dtype != np.uint8 or arr.shape[2] != 3:
                 raise ValueError(f"expected an RGB uint8 array, got {item.dtype} {item.shape}")
             image_io.check_size(arr.shape[1], arr.shape[0], self.limits)
-            return DecodedImage(rgb=np.ascontiguousarray(arr), is_gray=item.ndim == 2, format="PNG")
-        return image_io.decode(bytes(item), self.limits)
+            d = DecodedImage(rgb=np.ascontiguousarray(arr), is_gray=item.ndim == 2, format="PNG")
+        elif self.torch_stages:
+            return device_stages.decode(bytes(item), self.limits, self.device)
+        else:
+            d = image_io.decode(bytes(item), self.limits)
+        return d, device_stages.upload(d.rgb, self.device) if self.torch_stages else None
 
     def _effective_scale(self, d: DecodedImage, requested: int) -> int:
         """The requested upscale, lowered until the output fits ``limits.max_output_pixels``."""
@@ -276,10 +317,10 @@ class Restorer:
 
     def _prepare(self, item: bytes | DecodedImage | np.ndarray, options: RestoreOptions) -> _Photo:
         timings: dict[str, float] = {}
-        clock = _Clock(timings)
+        clock = _Clock(timings, self._sync)
         with clock("decode"):
-            decoded = self._decode(item)
-        job = _Photo(decoded, options, self._effective_scale(decoded, options.upscale), timings)
+            decoded, pixels = self._decode(item)
+        job = _Photo(decoded, options, self._effective_scale(decoded, options.upscale), timings, pixels=pixels)
         if options.aligned:
             with clock("align"):
                 crop = decoded.rgb
@@ -291,6 +332,8 @@ class Restorer:
                 fwd = np.array([[[sx, 0, 0], [0, sy, 0]]], np.float64)
                 inv = np.array([[[1 / sx, 0, 0], [0, 1 / sy, 0]]], np.float64)
                 job.aligned = AlignedFaces(crops=crop[None], affines=fwd, inverse_affines=inv)
+                if self.torch_stages:
+                    job.crops = device_stages.upload(crop[None], self.device)
                 lm = FFHQ_TEMPLATE_512 / np.array([sx, sy], np.float32)
                 box = np.array([0, 0, decoded.width, decoded.height], np.float32)
                 job.faces = [Face(box=box, landmarks=lm, score=float("nan"))]
@@ -305,7 +348,11 @@ class Restorer:
             )
         with clock("align"):
             if job.faces:
-                job.aligned = align_faces(decoded.rgb, np.stack([f.landmarks for f in job.faces]))
+                landmarks = np.stack([f.landmarks for f in job.faces])
+                if job.pixels is not None:
+                    job.aligned, job.crops = device_stages.align_faces(job.pixels, landmarks)
+                else:
+                    job.aligned = align_faces(decoded.rgb, landmarks)
         return job
 
     @contextlib.contextmanager
@@ -323,87 +370,150 @@ class Restorer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def _parse(self, crops: np.ndarray) -> np.ndarray | None:
-        return None if self.parser is None else self.parser.parse(crops)
+    def _parse(self, crops: np.ndarray, on_device: torch.Tensor | None = None) -> np.ndarray | None:
+        """Part maps of uint8 N×512×512×3 faces; a parser that takes device tensors (BiSeNet, ParseNet) gets
+        ``on_device``, the same faces already on the pipeline's device, when there is such a copy."""
+        if self.parser is None:
+            return None
+        if on_device is not None and getattr(self.parser, "takes_tensors", False):
+            return self.parser.parse(on_device)
+        return self.parser.parse(crops)
 
     @torch.inference_mode()
-    def _generate(self, crops: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-        x = to_model(crops).to(self.device)
+    def _generate(self, crops: np.ndarray | torch.Tensor, labels: np.ndarray | None) -> torch.Tensor:
+        """One generator batch: uint8 N×512×512×3 faces (host or device) -> the restored faces, uint8
+        N×512×512×3 on the device."""
+        src = crops if isinstance(crops, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(crops))
+        x = to_model(src.to(self.device))
         mask = generator_mask(labels).to(self.device) if self.uses_mask and labels is not None else None
         x = x.contiguous(memory_format=torch.channels_last)
         with self._autocast():
             y = self.generator(x, mask).float()
-        out = from_model(y)
+        out = to_pixels(y)
         self._sync()
         return out
+
+    def _generate_batches(self, crops: np.ndarray | torch.Tensor, labels: np.ndarray | None) -> torch.Tensor:
+        """:meth:`_generate` ``max_batch`` faces at a time."""
+        step = self.max_batch
+        return torch.cat([self._generate(crops[s:s + step], None if labels is None else labels[s:s + step])
+                          for s in range(0, len(crops), step)])
 
     def _restore_faces(self, jobs: list[_Photo]) -> None:
         """Parse, generate, colour-match and blend the faces of all jobs in shared batches."""
         refs = [(j, i) for j in jobs if j.aligned is not None for i in range(len(j.aligned.crops))]
         for j in jobs:
             n = 0 if j.aligned is None else len(j.aligned.crops)
-            j.final = np.empty((n, FACE_SIZE, FACE_SIZE, 3), np.uint8)
-            j.masks = np.empty((n, FACE_SIZE, FACE_SIZE), np.float32)
+            if self.torch_stages:
+                j.final = torch.empty((n, FACE_SIZE, FACE_SIZE, 3), dtype=torch.uint8, device=self.device)
+                j.masks = torch.empty((n, FACE_SIZE, FACE_SIZE), dtype=torch.float32, device=self.device)
+            else:
+                j.final = np.empty((n, FACE_SIZE, FACE_SIZE, 3), np.uint8)
+                j.masks = np.empty((n, FACE_SIZE, FACE_SIZE), np.float32)
             j.identity = [None] * n
             j.face_timings = [{} for _ in range(n)]
-            for stage in ("parse", "generate", "identity"):
+            for stage in ("parse", "generate", "identity", "paste"):
                 j.timings.setdefault(stage, 0.0)
-        for start in range(0, len(refs), self.max_batch):
-            chunk = refs[start:start + self.max_batch]
-            crops = np.stack([j.aligned.crops[i] for j, i in chunk])
-            t0 = time.perf_counter()
-            gen_s, labels_in = 0.0, None
-            source = self.mask_source if self.uses_mask and self.parser is not None else "none"
-            if source == "input":
-                labels_in = self._parse(crops)
-            elif source == "restored":
-                first = self._generate(crops, None)
-                gen_s = time.perf_counter() - t0
-                labels_in = self._parse(first)
-            t1 = time.perf_counter()
-            restored = self._generate(crops, labels_in)
-            t2 = time.perf_counter()
-            labels_out = self._parse(restored)
-            masks = (part_masks(labels_out, self.part_classes) if labels_out is not None
-                     else np.broadcast_to(template_mask(), restored.shape[:3]))
-            t3 = time.perf_counter()
-            gen_s += t2 - t1
-            per_parse, per_gen = (t3 - t0 - gen_s) * 1000 / len(chunk), gen_s * 1000 / len(chunk)
-            finals = []
-            for k, (j, i) in enumerate(chunk):
+        for start in range(0, len(refs), PARSE_WINDOW):
+            self._restore_window(refs[start:start + PARSE_WINDOW])
+
+    def _masks(self, labels: np.ndarray | None, count: int) -> np.ndarray | torch.Tensor:
+        """Soft paste masks of the restored faces' part maps (the template without a parser)."""
+        if self.torch_stages:
+            if labels is None:
+                return device_stages.upload(template_mask(), self.device).expand(count, -1, -1)
+            return device_stages.part_masks(device_stages.upload(labels, self.device), self.part_classes)
+        if labels is None:
+            return np.broadcast_to(template_mask(), (count, FACE_SIZE, FACE_SIZE))
+        return part_masks(labels, self.part_classes)
+
+    def _restore_window(self, refs: list[tuple[_Photo, int]]) -> None:
+        """Up to PARSE_WINDOW faces: one parser call each way over all of them (a photo's faces together),
+        the generator and the identity embedder ``max_batch`` at a time."""
+        n = len(refs)
+        crops = np.stack([j.aligned.crops[i] for j, i in refs])
+        dev_crops = torch.stack([j.crops[i] for j, i in refs]) if self.torch_stages else None
+        gen_in = crops if dev_crops is None else dev_crops
+        t0 = time.perf_counter()
+        gen_s, labels_in = 0.0, None
+        source = self.mask_source if self.uses_mask and self.parser is not None else "none"
+        if source == "input":
+            labels_in = self._parse(crops, dev_crops)
+        elif source == "restored":
+            tg = time.perf_counter()
+            first = self._generate_batches(gen_in, None)
+            gen_s += time.perf_counter() - tg
+            labels_in = self._parse(first.cpu().numpy(), first)
+        tg = time.perf_counter()
+        restored = self._generate_batches(gen_in, labels_in)
+        gen_s += time.perf_counter() - tg
+        host = restored.cpu().numpy()
+        labels_out = self._parse(host, restored if dev_crops is not None else None)
+        masks = self._masks(labels_out, n)
+        self._sync()
+        per_parse, per_gen = (time.perf_counter() - t0 - gen_s) * 1000 / n, gen_s * 1000 / n
+        tp = time.perf_counter()
+        if dev_crops is not None:  # colour match and fidelity of the whole window at once
+            faces = device_stages.match_color(restored, dev_crops, masks)
+            w = torch.tensor([float(j.options.fidelity) for j, _ in refs])
+            blend = (w < 1.0).to(self.device)[:, None, None, None]
+            faces = torch.where(blend, device_stages.mix(faces, dev_crops, w), faces)
+            finals = faces.cpu().numpy() if self.embedder is not None else None
+            self._sync()
+            paste_ms = [(time.perf_counter() - tp) * 1000 / n] * n
+        else:
+            finals, paste_ms = np.empty_like(host), []
+            for k, (j, _) in enumerate(refs):
                 tp = time.perf_counter()
-                face = match_color(restored[k], crops[k], masks[k])
+                face = match_color(host[k], crops[k], masks[k])
                 w = float(j.options.fidelity)
                 if w < 1.0:
                     face = cv2.addWeighted(face, w, crops[k], 1.0 - w, 0)
-                j.final[i], j.masks[i] = face, masks[k]
-                finals.append(face)
-                ft = j.face_timings[i]
-                ft.update(parse=per_parse, generate=per_gen, paste=(time.perf_counter() - tp) * 1000)
-                j.timings["paste"] = j.timings.get("paste", 0.0) + ft["paste"]
-                j.timings["parse"] += per_parse
-                j.timings["generate"] += per_gen
-            if self.embedder is not None:
-                t4 = time.perf_counter()
-                # inputs and outputs in one call: one forward pass where the model takes a batch
-                emb = np.asarray(self.embedder.embed_aligned(np.concatenate([crops, np.stack(finals)])))
-                cos = np.sum(emb[:len(chunk)] * emb[len(chunk):], axis=1)
-                per_id = (time.perf_counter() - t4) * 1000 / len(chunk)
-                for k, (j, i) in enumerate(chunk):
-                    j.identity[i] = _round(cos[k], 4)
-                    j.face_timings[i]["identity"] = per_id
-                    j.timings["identity"] += per_id
+                finals[k] = face
+                paste_ms.append((time.perf_counter() - tp) * 1000)
+            faces = finals
+        for k, (j, i) in enumerate(refs):
+            j.final[i], j.masks[i] = faces[k], masks[k]
+            ft = j.face_timings[i]
+            ft.update(parse=per_parse, generate=per_gen, paste=paste_ms[k])
+            j.timings["paste"] += paste_ms[k]
+            j.timings["parse"] += per_parse
+            j.timings["generate"] += per_gen
+        if self.embedder is None or finals is None:
+            return
+        for s in range(0, n, self.max_batch):
+            t4 = time.perf_counter()
+            e = min(n, s + self.max_batch)
+            # inputs and outputs in one call: one forward pass where the model takes a batch
+            emb = np.asarray(self.embedder.embed_aligned(np.concatenate([crops[s:e], finals[s:e]])))
+            cos = np.sum(emb[:e - s] * emb[e - s:], axis=1)
+            per_id = (time.perf_counter() - t4) * 1000 / (e - s)
+            for k, (j, i) in enumerate(refs[s:e]):
+                j.identity[i] = _round(cos[k], 4)
+                j.face_timings[i]["identity"] = per_id
+                j.timings["identity"] += per_id
 
     def _finish(self, job: _Photo, keep_crops: bool, keep_input: bool) -> RestoreResult:
-        d, opts, clock = job.decoded, job.options, _Clock(job.timings)
+        d, opts, clock = job.decoded, job.options, _Clock(job.timings, self._sync)
         out_w, out_h = d.width * job.scale, d.height * job.scale
+        on_device = job.pixels is not None
         if opts.aligned:
             with clock("paste"):
-                face = job.final[0]
+                face = _host(job.final[0])
                 interp = cv2.INTER_AREA if out_w < FACE_SIZE else cv2.INTER_LANCZOS4
                 out = face if (out_w, out_h) == (FACE_SIZE, FACE_SIZE) else cv2.resize(
                     face, (out_w, out_h), interpolation=interp)
+                if on_device:
+                    out = device_stages.upload(out, self.device)
             job.timings.setdefault("background", 0.0)
+        elif on_device:
+            with clock("background"):
+                canvas = device_stages.enhance_background(job.pixels, job.scale, self.background)
+            with clock("paste"):
+                out = canvas
+                if job.aligned is not None and len(job.final):
+                    out = device_stages.paste_faces(canvas, job.final, job.aligned.inverse_affines, job.masks,
+                                                    job.scale)
         else:
             with clock("background"):
                 canvas = enhance_background(d.rgb, job.scale, self.background)
@@ -414,30 +524,37 @@ class Restorer:
         with clock("encode"):
             fmt = image_io.output_format(opts.output_format, d)
             if d.is_gray:
-                out = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
-            pixels: np.ndarray = out
-            if d.bit_depth == 16 and fmt == "png":
-                pixels = self._to16(d, out, opts.aligned)
+                out = device_stages.gray(out) if on_device else cv2.cvtColor(
+                    cv2.cvtColor(out, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
             alpha = None if d.alpha is None else image_io.resize_alpha(d.alpha, out_w, out_h)
-            data = image_io.encode(pixels, fmt, quality=opts.quality, alpha=alpha, is_gray=d.is_gray)
+            if d.bit_depth == 16 and fmt == "png":
+                out = _host(out)
+                pixels = self._to16(d, out, opts.aligned)
+                data = image_io.encode(pixels, fmt, quality=opts.quality, alpha=alpha, is_gray=d.is_gray)
+            elif on_device:
+                data = device_stages.encode(out, fmt, quality=opts.quality, alpha=alpha, is_gray=d.is_gray)
+            else:
+                data = image_io.encode(out, fmt, quality=opts.quality, alpha=alpha, is_gray=d.is_gray)
+            out = _host(out)
         for stage in STAGES:
             job.timings.setdefault(stage, 0.0)
         job.timings["total"] = sum(job.timings[s] for s in STAGES)
-        faces = [self._face_report(job, i) for i in range(len(job.faces))]
+        masks = _host(job.masks)
+        faces = [self._face_report(job, i, masks) for i in range(len(job.faces))]
         crops_in = crops_out = where = None
         if keep_crops and job.aligned is not None:
-            crops_in, crops_out = list(job.aligned.crops), list(job.final)
+            final = _host(job.final)
+            crops_in, crops_out = list(job.aligned.crops), list(final)
             if not opts.aligned:
-                white = np.full_like(job.final, 255)
+                white = np.full_like(final, 255)
                 black = np.zeros((out_h, out_w, 3), np.uint8)
-                where = paste_faces(black, white, job.aligned.inverse_affines, job.masks, job.scale)[..., 0]
+                where = paste_faces(black, white, job.aligned.inverse_affines, masks, job.scale)[..., 0]
         return RestoreResult(
             data=data, format=fmt, width=out_w, height=out_h, faces=faces,
             timings={k: _round(v) for k, v in job.timings.items()}, model_version=self.model_version,
             upscale=job.scale, image=out, input_crops=crops_in, restored_crops=crops_out, paste_mask=where,
             input_image=d.rgb if keep_input else None,
         )
-
     @staticmethod
     def _to16(d: DecodedImage, out8: np.ndarray, aligned: bool) -> np.ndarray:
         """16-bit output: the 16-bit original resized, plus what the pipeline changed (×257).
@@ -457,14 +574,14 @@ class Restorer:
         delta = (out8.astype(np.int32) - base8.astype(np.int32)) * 257
         return np.clip(base16.astype(np.int32) + delta, 0, 65535).astype(np.uint16)
 
-    def _face_report(self, job: _Photo, i: int) -> dict[str, Any]:
+    def _face_report(self, job: _Photo, i: int, masks: np.ndarray) -> dict[str, Any]:
         f = job.faces[i]
         return {
             "index": i,
             "box": [_round(v, 1) for v in f.box],
             "landmarks": [[_round(x, 1), _round(y, 1)] for x, y in f.landmarks],
             "score": None if np.isnan(f.score) else _round(f.score, 4),
-            "mask_coverage": _round(job.masks[i].mean(), 4),
+            "mask_coverage": _round(masks[i].mean(), 4),
             "identity_cosine": job.identity[i],
             "timings_ms": {k: _round(v) for k, v in job.face_timings[i].items()},
         }
