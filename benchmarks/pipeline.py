@@ -1,12 +1,15 @@
 """Per-stage timings of the restoration pipeline, and its speed against facexlib's per-face loop.
 
     .venv/bin/python benchmarks/pipeline.py [--device cpu|cuda] [--repeat 3] [--model M.safetensors]
+                                            [--stages auto|numpy|torch]
 
 For a one-face and a many-face photo it prints the median per-stage milliseconds of
 ``Restorer.restore_bytes`` (decode, detect, align, parse, generate, paste, background, encode), then
 the wall time of the same photo through facexlib's ``FaceRestoreHelper`` used the GFPGAN way (detect,
 align, one generator call per face, paste with ``use_parse=False``), with the same generator, and the
-ratio. Both use ×2 upscale. Third-party photos are read from FACES_DIR, weights from WEIGHTS_DIR.
+ratio. Both use ×2 upscale. ``--stages`` picks the pixel stages' implementation (``auto``: torch on
+CUDA, numpy on the CPU; see restoration/device_stages.py). Third-party photos are read from FACES_DIR,
+weights from WEIGHTS_DIR.
 """
 
 from __future__ import annotations
@@ -66,12 +69,12 @@ def facexlib_loop(restorer: Restorer, data: bytes, upscale: int) -> tuple[float,
     return (time.perf_counter() - t0) * 1000, len(helper.cropped_faces)
 
 
-def run(device: str, repeat: int, model: Path | None) -> None:
-    restorer = Restorer(WEIGHTS_DIR, device=device, model_path=model)
+def run(device: str, repeat: int, model: Path | None, stages: str = "auto") -> None:
+    restorer = Restorer(WEIGHTS_DIR, device=device, model_path=model, stages=stages)
     options = RestoreOptions(upscale=2)
     print(f"\ndevice {restorer.device}, torch threads {torch.get_num_threads()}, "
           f"detector {restorer.detector.model_name}, parser {getattr(restorer.parser, 'name', None)}, "
-          f"model {restorer.model_version}, upscale x2, median of {repeat}")
+          f"model {restorer.model_version}, stages {stages}, upscale x2, median of {repeat}")
     header = f"{'photo':32s} {'faces':>5s} " + " ".join(f"{s:>9s}" for s in STAGES)
     print(header + f" {'facexlib':>9s} {'ratio':>6s}")
     print("-" * (len(header) + 17))
@@ -92,10 +95,12 @@ def main() -> None:
     p.add_argument("--device", action="append", help="cpu and/or cuda (default: cpu, plus cuda if present)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--model", type=Path, default=None, help="generator weights; default shipped/classical")
+    p.add_argument("--stages", choices=("auto", "numpy", "torch"), default="auto",
+                   help="the pixel stages' implementation (auto: torch on CUDA, numpy on the CPU)")
     args = p.parse_args()
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     for device in devices:
-        run(device, args.repeat, args.model)
+        run(device, args.repeat, args.model, args.stages)
 
 
 if __name__ == "__main__":
