@@ -4,7 +4,7 @@
                                             [--stages auto|numpy|torch]
 
 For a one-face and a many-face photo it prints the median per-stage milliseconds of
-``Restorer.restore_bytes`` (decode, detect, align, parse, generate, paste, background, encode), then
+``Restorer.restore_bytes`` (decode, detect, align, parse, generate, identity, paste, background, encode), then
 the wall time of the same photo through facexlib's ``FaceRestoreHelper`` used the GFPGAN way (detect,
 align, one generator call per face, paste with ``use_parse=False``), with the same generator, and the
 ratio. Both use ×2 upscale. ``--stages`` picks the pixel stages' implementation (``auto``: torch on
@@ -32,7 +32,7 @@ PHOTOS = {
     "one face (2160px selfie)": FACES_DIR / "wild" / "whole" / "gpen_selfie_2020-12-17_185036.jpg",
     "many faces (Solvay 1927)": FACES_DIR / "wild" / "whole" / "gpen_Solvay_conference_1927.png",
 }
-STAGES = ("decode", "detect", "align", "parse", "generate", "paste", "background", "encode", "total")
+STAGES = ("decode", "detect", "align", "parse", "generate", "identity", "paste", "background", "encode", "total")
 
 
 def facexlib_loop(restorer: Restorer, data: bytes, upscale: int) -> tuple[float, int]:

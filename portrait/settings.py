@@ -124,7 +124,9 @@ class Settings(BaseSettings):
         "input", description="Where the generator's face-part mask comes from: `input` = parsed from the degraded "
                              "face; `restored` = parsed from a first mask-free pass (two generator passes per "
                              "face); `none` = the mask-free path.")
-    max_batch_faces: int = Field(8, description="Faces per generator batch.")
+    max_batch_faces: int = Field(
+        0, ge=0, description="Faces per generator batch; 0 = auto: 16 on CUDA, 1 on the CPU (where a face costs "
+                             "more in a bigger batch: restoration/pipeline.py AUTO_BATCH).")
     task_soft_time_limit_s: int = Field(240, description="Soft limit of one restoration task.")
     task_time_limit_s: int = Field(300, description="Hard limit; the child is killed past it.")
     worker_start_timeout_s: float = Field(

@@ -52,7 +52,8 @@ def add_restore_arguments(
     parser.add_argument("--compare", action="store_true",
                         help="also write side-by-side input | output images to OUTDIR/compare/")
     parser.add_argument("--report", type=Path, default=None, help="write a JSON report of every file here")
-    parser.add_argument("--batch", type=int, default=8, help="faces per generator batch (default 8)")
+    parser.add_argument("--batch", type=int, default=0,
+                        help="faces per generator batch (default 0 = auto: 16 on CUDA, 1 on the CPU)")
     _common_arguments(parser, weights_dir, model_path)
 
 
@@ -100,7 +101,7 @@ def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return np.hstack([left, np.full((h, 4, 3), 255, np.uint8), right])
 
 
-def _build_restorer(args: argparse.Namespace, max_batch: int = 8) -> Any:
+def _build_restorer(args: argparse.Namespace, max_batch: int | None = None) -> Any:
     from restoration.pipeline import Restorer
 
     return Restorer(args.weights_dir, device=args.device, model_path=args.model, max_batch=max_batch,

@@ -26,8 +26,8 @@ def _feather(binary: np.ndarray, size: int) -> np.ndarray:
     """Erode then blur a 0/1 mask so it fades to 0 exactly at the part boundary."""
     r = max(1, size // 48)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    eroded = cv2.erode(binary.astype(np.float32), kernel)
-    soft = cv2.GaussianBlur(eroded, (0, 0), size / 64)
+    eroded = cv2.erode(binary.astype(np.uint8), kernel)  # 0/1: the same in uint8, 4x faster than float
+    soft = cv2.GaussianBlur(eroded.astype(np.float32), (0, 0), size / 64)
     soft[:_BORDER], soft[-_BORDER:], soft[:, :_BORDER], soft[:, -_BORDER:] = 0, 0, 0, 0
     return np.clip(soft, 0.0, 1.0)
 
@@ -43,11 +43,12 @@ def template_mask(size: int = FACE_SIZE) -> np.ndarray:
 def part_masks(labels: np.ndarray, part_classes: Sequence[str]) -> np.ndarray:
     """Soft paste masks (N×512×512 float32) from face-part class maps; an empty map gets the template."""
     labels = np.asarray(labels)
-    face_ids = np.array([i for i, n in enumerate(part_classes) if n not in NON_FACE_PARTS], np.uint8)
+    is_face = np.zeros(256, np.uint8)  # a lookup table: class id -> 1 for the parts that are pasted
+    is_face[[i for i, n in enumerate(part_classes) if n not in NON_FACE_PARTS]] = 1
     masks = np.empty(labels.shape, np.float32)
     fallback = None
     for i, lab in enumerate(labels):
-        binary = np.isin(lab, face_ids)
+        binary = cv2.LUT(np.ascontiguousarray(lab, np.uint8), is_face)
         if binary.mean() < 0.02:  # the parser saw no face (NoneParser, or a failed mesh)
             fallback = template_mask(labels.shape[-1]) if fallback is None else fallback
             masks[i] = fallback

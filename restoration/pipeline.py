@@ -4,7 +4,7 @@
 or several at once (:meth:`Restorer.restore_many`), in which case the faces of all photos share the
 parser and generator batches: a crowd photo and three selfies cost the GPU a handful of batches rather
 than one small call per face. The parser sees up to :data:`PARSE_WINDOW` faces per call (all faces of a
-photo, usually), the generator ``max_batch``.
+photo, usually), the generator ``max_batch`` (by default :data:`AUTO_BATCH` for the device).
 
 Two implementations of the pixel stages (decode, align, masks, colour match, background, paste,
 encode): OpenCV/numpy on the host (restoration/alignment.py, paste.py, background.py, image_io.py) and
@@ -49,6 +49,14 @@ STAGE_PATHS = ("auto", "numpy", "torch")
 #: faces per parser call: every face of a photo in one batch (the parsers chunk internally), bounded so a
 #: 177-face crowd does not hold all its restored crops at once
 PARSE_WINDOW = 64
+#: faces per generator batch by device type when ``max_batch`` is not given. On CPUs a face's cost
+#: *grows* with the batch (activations of 512-px faces outgrow the caches): 136-142 ms a face at batch 1,
+#: 161-202 at 2, 187-198 at 4, 233-262 at 8 (AMD EPYC, 2 cores, fp32; ``benchmarks/stages.py``: the
+#: per-sample weights of the modulated convs become a grouped conv that oneDNN runs slowly); GPUs want
+#: batches (``benchmarks/stages.py --device cuda``).
+AUTO_BATCH = {"cpu": 1, "cuda": 16}
+#: faces per identity-embedder call (112-px inputs: batching pays on every device)
+IDENTITY_BATCH = 16
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -180,7 +188,7 @@ class Restorer:
         weights_dir: Path,
         device: str = "auto",
         model_path: Path | None = None,
-        max_batch: int = 8,
+        max_batch: int | None = None,
         parser_backend: str = "auto",
         background: str = "auto",
         limits: ImageLimits | None = None,
@@ -200,7 +208,8 @@ class Restorer:
         self.torch_stages = stages == "torch" or (stages == "auto" and self.device.type == "cuda")
         #: what the generator computes in: bf16 autocast where the hardware has it (``auto``), else fp32
         self.precision = resolve_precision(precision, self.device)
-        self.max_batch = max(1, int(max_batch))
+        #: faces per generator batch (``None``/0: :data:`AUTO_BATCH` for the device)
+        self.max_batch = max(1, int(max_batch or AUTO_BATCH.get(self.device.type, 8)))
         self.background = resolve_method(background)
         self.limits = limits or ImageLimits()
         self.detector = FaceDetector(self.weights_dir, self.device)
@@ -370,14 +379,24 @@ class Restorer:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def _parse(self, crops: np.ndarray, on_device: torch.Tensor | None = None) -> np.ndarray | None:
+    def _parse(self, crops: np.ndarray, on_device: torch.Tensor | None = None,
+               person: np.ndarray | None = None) -> np.ndarray | None:
         """Part maps of uint8 N×512×512×3 faces; a parser that takes device tensors (BiSeNet, ParseNet) gets
-        ``on_device``, the same faces already on the pipeline's device, when there is such a copy."""
+        ``on_device``, the same faces already on the pipeline's device, when there is such a copy; the
+        landmark parser gets ``person``, the faces' silhouettes (:meth:`_silhouettes`)."""
         if self.parser is None:
             return None
         if on_device is not None and getattr(self.parser, "takes_tensors", False):
             return self.parser.parse(on_device)
+        if person is not None:
+            return self.parser.parse(crops, person=person)
         return self.parser.parse(crops)
+
+    def _silhouettes(self, crops: np.ndarray) -> np.ndarray | None:
+        """The input faces' person masks, taken once for both parses of a face (the restored face has its
+        input's outline); None for parsers without a segmenter."""
+        silhouettes = getattr(self.parser, "silhouettes", None)
+        return None if silhouettes is None else silhouettes(crops)
 
     @torch.inference_mode()
     def _generate(self, crops: np.ndarray | torch.Tensor, labels: np.ndarray | None) -> torch.Tensor:
@@ -429,7 +448,7 @@ class Restorer:
 
     def _restore_window(self, refs: list[tuple[_Photo, int]]) -> None:
         """Up to PARSE_WINDOW faces: one parser call each way over all of them (a photo's faces together),
-        the generator and the identity embedder ``max_batch`` at a time."""
+        the generator ``max_batch`` at a time, the identity embedder IDENTITY_BATCH."""
         n = len(refs)
         crops = np.stack([j.aligned.crops[i] for j, i in refs])
         dev_crops = torch.stack([j.crops[i] for j, i in refs]) if self.torch_stages else None
@@ -437,18 +456,19 @@ class Restorer:
         t0 = time.perf_counter()
         gen_s, labels_in = 0.0, None
         source = self.mask_source if self.uses_mask and self.parser is not None else "none"
+        person = self._silhouettes(crops)
         if source == "input":
-            labels_in = self._parse(crops, dev_crops)
+            labels_in = self._parse(crops, dev_crops, person)
         elif source == "restored":
             tg = time.perf_counter()
             first = self._generate_batches(gen_in, None)
             gen_s += time.perf_counter() - tg
-            labels_in = self._parse(first.cpu().numpy(), first)
+            labels_in = self._parse(first.cpu().numpy(), first, person)
         tg = time.perf_counter()
         restored = self._generate_batches(gen_in, labels_in)
         gen_s += time.perf_counter() - tg
         host = restored.cpu().numpy()
-        labels_out = self._parse(host, restored if dev_crops is not None else None)
+        labels_out = self._parse(host, restored if dev_crops is not None else None, person)
         masks = self._masks(labels_out, n)
         self._sync()
         per_parse, per_gen = (time.perf_counter() - t0 - gen_s) * 1000 / n, gen_s * 1000 / n
@@ -481,9 +501,9 @@ class Restorer:
             j.timings["generate"] += per_gen
         if self.embedder is None or finals is None:
             return
-        for s in range(0, n, self.max_batch):
+        for s in range(0, n, IDENTITY_BATCH):
             t4 = time.perf_counter()
-            e = min(n, s + self.max_batch)
+            e = min(n, s + IDENTITY_BATCH)
             # inputs and outputs in one call: one forward pass where the model takes a batch
             emb = np.asarray(self.embedder.embed_aligned(np.concatenate([crops[s:e], finals[s:e]])))
             cos = np.sum(emb[:e - s] * emb[e - s:], axis=1)

@@ -269,7 +269,8 @@ def test_restorer_torch_stages_match_numpy(restorer, torch_restorer, faces_dir: 
     calls: list[int] = []
     if torch_restorer.parser is not None:
         parse = torch_restorer.parser.parse
-        monkeypatch.setattr(torch_restorer.parser, "parse", lambda faces: calls.append(len(faces)) or parse(faces))
+        monkeypatch.setattr(torch_restorer.parser, "parse",
+                            lambda faces, **kw: calls.append(len(faces)) or parse(faces, **kw))
     opts = RestoreOptions(upscale=upscale)
     data = path.read_bytes()
     want, got = restorer.restore_bytes(data, opts), torch_restorer.restore_bytes(data, opts)

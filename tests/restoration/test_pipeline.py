@@ -88,8 +88,8 @@ def test_identity_report_embeds_inputs_and_outputs_in_one_call(restorer, faces_d
     monkeypatch.setattr(restorer.embedder, "embed_aligned", counting)
     res = restorer.restore_bytes(SOLVAY.read_bytes(), RestoreOptions(upscale=1, max_faces=10), keep_crops=True)
     n = len(res.faces)
-    assert n == 10 and restorer.max_batch == 8
-    assert calls == [16, 4]  # two batches (8 + 2 faces), each embedded as inputs + outputs at once
+    assert n == 10
+    assert calls == [20]  # inputs and outputs of all ten faces in one call (IDENTITY_BATCH 16 a side)
     monkeypatch.undo()
     a = embed(np.stack(res.input_crops))
     b = embed(np.stack(res.restored_crops))
