@@ -50,7 +50,7 @@ migrate: install services
 api: install
 	$(BIN)/uvicorn api.app:app --host 127.0.0.1 --port 8000 --http h11 --h11-max-incomplete-event-size 65536
 
-# GPU worker: interactive queue first (strict priority over batch items), one child per GPU.
+# GPU worker: interactive queue first (strict priority over batch items), GPU_WORKER_CHILDREN per GPU.
 # Its Prometheus exporter: WORKER_METRICS_PORT (e.g. 9808; 0 = none).
 worker: install
 	$(BIN)/portrait worker gpu

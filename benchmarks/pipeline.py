@@ -1,7 +1,7 @@
 """Per-stage timings of the restoration pipeline, and its speed against facexlib's per-face loop.
 
     .venv/bin/python benchmarks/pipeline.py [--device cpu|cuda] [--repeat 3] [--model M.safetensors]
-                                            [--stages auto|numpy|torch]
+                                            [--stages auto|numpy|torch] [--json out/pipeline.json]
 
 For a one-face and a many-face photo it prints the median per-stage milliseconds of
 ``Restorer.restore_bytes`` (decode, detect, align, parse, generate, identity, paste, background, encode), then
@@ -15,6 +15,7 @@ weights from WEIGHTS_DIR.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 from pathlib import Path
@@ -69,7 +70,7 @@ def facexlib_loop(restorer: Restorer, data: bytes, upscale: int) -> tuple[float,
     return (time.perf_counter() - t0) * 1000, len(helper.cropped_faces)
 
 
-def run(device: str, repeat: int, model: Path | None, stages: str = "auto") -> None:
+def run(device: str, repeat: int, model: Path | None, stages: str = "auto") -> list[dict]:
     restorer = Restorer(WEIGHTS_DIR, device=device, model_path=model, stages=stages)
     options = RestoreOptions(upscale=2)
     print(f"\ndevice {restorer.device}, torch threads {torch.get_num_threads()}, "
@@ -78,6 +79,7 @@ def run(device: str, repeat: int, model: Path | None, stages: str = "auto") -> N
     header = f"{'photo':32s} {'faces':>5s} " + " ".join(f"{s:>9s}" for s in STAGES)
     print(header + f" {'facexlib':>9s} {'ratio':>6s}")
     print("-" * (len(header) + 17))
+    rows = []
     for name, path in PHOTOS.items():
         data = path.read_bytes()
         restorer.restore_bytes(data, options)  # warm-up: first calls of a shape are slower
@@ -88,6 +90,10 @@ def run(device: str, repeat: int, model: Path | None, stages: str = "auto") -> N
         fx_ms = statistics.median(t for t, _ in fx)
         row = f"{name:32s} {len(runs[0].faces):5d} " + " ".join(f"{med[s]:9.0f}" for s in STAGES)
         print(row + f" {fx_ms:9.0f} {fx_ms / med['total']:5.2f}x  (facexlib found {fx[0][1]} faces)")
+        rows.append({"photo": name, "device": str(restorer.device), "stages": stages, "faces": len(runs[0].faces),
+                     "precision": restorer.precision, "ms": {s: round(med[s], 1) for s in STAGES},
+                     "facexlib_ms": round(fx_ms, 1), "ratio": round(fx_ms / med["total"], 2)})
+    return rows
 
 
 def main() -> None:
@@ -97,10 +103,13 @@ def main() -> None:
     p.add_argument("--model", type=Path, default=None, help="generator weights; default shipped/classical")
     p.add_argument("--stages", choices=("auto", "numpy", "torch"), default="auto",
                    help="the pixel stages' implementation (auto: torch on CUDA, numpy on the CPU)")
+    p.add_argument("--json", type=Path, help="also write the rows here")
     args = p.parse_args()
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    for device in devices:
-        run(device, args.repeat, args.model, args.stages)
+    rows = [row for device in devices for row in run(device, args.repeat, args.model, args.stages)]
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

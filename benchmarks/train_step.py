@@ -1,7 +1,7 @@
 """Training throughput on the CPU: a generator step alone and the full GAN step, in fp32 and bf16.
 
     .venv/bin/python benchmarks/train_step.py [--sizes 256,512] [--precisions fp32,bf16] [--steps 4] [--warmup 1]
-        [--compile]
+        [--compile] [--device cpu|cuda] [--batch N] [--json out/train_step.json]
 
 For each size (256 at batch 8, 512 at batch 4) and precision (fp32, or bf16 = ``torch.autocast("cpu",
 bfloat16)``; channels_last in both), on random inputs (``lq``, ``gt`` in [-1, 1], the one-hot mask of
@@ -18,6 +18,8 @@ random part labels), it prints:
    plain step and one profiled R1 step, amortised the same way), and the time outside the labels.
 
 ``--compile`` also times the generator step with G ``torch.compile``d, against eager in the same run.
+``--device cuda`` times the same steps on the GPU (``--batch`` sets the batch, e.g. 16 there; the per-part
+table is CPU time and is left out there), as ``scripts/gpu_check.sh`` does.
 It also says whether this CPU computes bf16 in hardware (AMX-BF16 / AVX512-BF16): elsewhere oneDNN
 emulates bf16 and expect a ratio below 1. Targets for the full GAN step on AMX machines: ≥ 3 img/s at 512
 and ≥ 12 img/s at 256.
@@ -26,6 +28,7 @@ and ≥ 12 img/s at 256.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from collections.abc import Callable
@@ -50,23 +53,36 @@ TARGET = {256: 12.0, 512: 3.0}  # full GAN step, img/s, on AMX machines
 FMT = torch.channels_last
 
 
+DEVICE = torch.device("cpu")  # --device
+
+
 def random_batch(size: int, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """lq, gt (N×3×S×S in [-1, 1]) and the generator's mask (N×C×S/2×S/2) of random part labels."""
     gen = torch.Generator().manual_seed(0)
     lq, gt = (torch.rand(batch, 3, size, size, generator=gen) * 2 - 1 for _ in range(2))
     mask = generator_mask(torch.randint(0, NUM_PART_CLASSES, (batch, size, size), generator=gen))
-    return lq, gt, mask
+    return lq.to(DEVICE), gt.to(DEVICE), mask.to(DEVICE)
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
 
 
 def seconds_per_call(fn: Callable[[], object], n: int) -> float:
+    _sync()
     t = time.perf_counter()
     for _ in range(n):
         fn()
+    _sync()
     return (time.perf_counter() - t) / max(n, 1)
 
 
 def profiled(fn: Callable[[], object]) -> dict[str, float]:
-    """ms of each GanStep part in one call of ``fn``, plus the whole step (wall) and "other" (outside the parts)."""
+    """ms of each GanStep part in one call of ``fn``, plus the whole step (wall) and "other" (outside the parts);
+    nothing on CUDA (the profile is of CPU time)."""
+    if DEVICE.type != "cpu":
+        return {}
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         t = time.perf_counter()
         fn()
@@ -79,7 +95,7 @@ def g_step_seconds(cfg: RunConfig, amp: torch.autocast, data: tuple[torch.Tensor
                    compiled: bool = False) -> float:
     """Seconds per generator step alone: G forward + L1 + backward + Adam step (G ``torch.compile``d when
     ``compiled``: the first warm-up step pays the compilation)."""
-    g, _, opt, _ = build_models(cfg, torch.device("cpu"), FMT)
+    g, _, opt, _ = build_models(cfg, DEVICE, FMT)
     fwd = torch.compile(g) if compiled else g
     lq, gt, mask = data
 
@@ -94,12 +110,12 @@ def g_step_seconds(cfg: RunConfig, amp: torch.autocast, data: tuple[torch.Tensor
     return seconds_per_call(g_step, steps)
 
 
-def bench(size: int, precision: str, steps: int, warmup: int, weights_dir: Path, compiled: bool = False
-          ) -> dict[str, object]:
-    batch = BATCH[size]
+def bench(size: int, precision: str, steps: int, warmup: int, weights_dir: Path, compiled: bool = False,
+          batch: int | None = None) -> dict[str, object]:
+    batch = batch or BATCH[size]
     cfg = load_config(CONFIG, {"data": {"size": size, "batch_size": batch}})
     lc = cfg.loss
-    amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+    amp = torch.autocast(DEVICE.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     lq, gt, mask = (t.contiguous(memory_format=FMT) for t in random_batch(size, batch))
 
     g_ips = batch / g_step_seconds(cfg, amp, (lq, gt, mask), steps, warmup)
@@ -110,8 +126,8 @@ def bench(size: int, precision: str, steps: int, warmup: int, weights_dir: Path,
               f"({c_ips / g_ips:.2f}x eager; {time.perf_counter() - t:.0f} s with the compilation)", flush=True)
 
     # the full GAN step, R1 steps timed apart
-    g, disc, opt_g, opt_d = build_models(cfg, torch.device("cpu"), FMT)
-    id_loss, vgg = loss_networks(lc, weights_dir, torch.device("cpu"))
+    g, disc, opt_g, opt_d = build_models(cfg, DEVICE, FMT)
+    id_loss, vgg = loss_networks(lc, weights_dir, DEVICE)
     step = GanStep(g, disc, opt_g, opt_d, lc, cfg.optim.grad_clip, id_loss=id_loss, vgg=vgg, amp=amp,
                    memory_format=FMT)
     its = range(lc.adv_start, lc.adv_start + 2 * lc.r1_every + 1)
@@ -135,7 +151,7 @@ def bench(size: int, precision: str, steps: int, warmup: int, weights_dir: Path,
     print(f"{size} px, batch {batch}, {precision}: G step {g_ips:.2f} img/s; GAN step {batch / gan_s:.2f} img/s "
           f"({' + '.join(on)}; R1 every {lc.r1_every}: plain {per_kind.get('plain', 0):.2f} s, "
           f"R1 {per_kind.get('r1', 0):.2f} s)", flush=True)
-    return {"g": g_ips, "gan": batch / gan_s, "ms": ms}
+    return {"g": g_ips, "gan": batch / gan_s, "ms": ms, "batch": batch}
 
 
 def main() -> None:
@@ -146,17 +162,28 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--compile", action="store_true",
                     help="also time the generator step with G torch.compile'd (inductor's default mode)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--batch", type=int, help="images per step (default: 8 at 256, 4 at 512)")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     sizes = [int(s) for s in args.sizes.split(",")]
     precisions = args.precisions.split(",")
     weights_dir = default_weights_dir()
     print(f"CPU bf16 in hardware (AMX-BF16 / AVX512-BF16): {cpu_bf16_native()}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; weights: {weights_dir}")
-    res = {(s, p): bench(s, p, args.steps, args.warmup, weights_dir, args.compile) for s in sizes for p in precisions}
+    res = {(s, p): bench(s, p, args.steps, args.warmup, weights_dir, args.compile, args.batch)
+           for s in sizes for p in precisions}
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps([{"size": s, "precision": p, "device": str(DEVICE), "batch": r["batch"],
+                                          "g_step_img_s": round(r["g"], 2), "gan_step_img_s": round(r["gan"], 2)}
+                                         for (s, p), r in res.items()], indent=1))
 
     print("\nsize  batch  precision  G step img/s  GAN step img/s  target (AMX)")
     for (s, p), r in res.items():
-        print(f"{s:<5} {BATCH[s]:<6} {p:<10} {r['g']:>12.2f}  {r['gan']:>14.2f}  ≥ {TARGET[s]:g}")
+        print(f"{s:<5} {r['batch']:<6} {p:<10} {r['g']:>12.2f}  {r['gan']:>14.2f}  ≥ {TARGET[s]:g}")
     for s in sizes:
         if (s, "fp32") in res and (s, "bf16") in res:
             a, b = res[s, "fp32"], res[s, "bf16"]

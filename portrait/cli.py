@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from portrait.settings import Settings
+    from worker.layout import Layout
 
 #: ``celery -A`` of every Celery process of the service
 CELERY_APP = "worker.celery_app"
@@ -151,9 +152,10 @@ def worker_queues(kind: WorkerKind, settings: Settings) -> list[str]:
 def worker_argv(kind: WorkerKind, settings: Settings, *, concurrency: int | None = None,
                 hostname: str | None = None, queues: Sequence[str] | None = None, loglevel: str = "info",
                 extra: Sequence[str] = ()) -> list[str]:
-    """``celery`` arguments of a worker: GPU = prefork, one child per GPU (each child loads the pipeline
-    after fork); CPU = threads, CPU_WORKER_CONCURRENCY of them, never the model. Task events on (-E)
-    for Flower. ``extra`` is appended as is (e.g. ``--without-mingle``)."""
+    """``celery`` arguments of a worker: GPU = prefork, ``concurrency`` children (default: one, see
+    :func:`gpu_layout` for what ``portrait worker gpu`` passes), each loading the pipeline after fork;
+    CPU = threads, CPU_WORKER_CONCURRENCY of them, never the model. Task events on (-E) for Flower.
+    ``extra`` is appended as is (e.g. ``--without-mingle``)."""
     pool, default_c = ("prefork", 1) if kind == "gpu" else ("threads", settings.cpu_worker_concurrency)
     argv = ["-A", CELERY_APP, "worker", "-P", pool, "-c", str(concurrency or default_c),
             "-Q", ",".join(queues or worker_queues(kind, settings)), "-E", "-l", loglevel]
@@ -172,6 +174,14 @@ def flower_argv(*, port: int = 5555, address: str = "127.0.0.1", extra: Sequence
     return ["-A", CELERY_APP, "flower", f"--port={port}", f"--address={address}", *extra]
 
 
+def gpu_layout(settings: Settings, concurrency: int | None = None) -> Layout:
+    """The GPU worker's children, devices and threads on this host (worker/layout.py); ``concurrency``
+    (``-c``) overrides the count of children."""
+    from worker import layout
+
+    return layout.plan(settings, layout.visible_gpus(settings.device), layout.host_cores(), concurrency)
+
+
 def celery_argv(args: argparse.Namespace) -> list[str]:
     """The ``celery`` arguments ``portrait worker|beat|flower`` runs, from its parsed command line."""
     from portrait.settings import get_settings
@@ -179,7 +189,10 @@ def celery_argv(args: argparse.Namespace) -> list[str]:
     extra = getattr(args, "celery_args", [])
     if args.command == "worker":
         queues = args.queues.split(",") if args.queues else None
-        return worker_argv(args.kind, get_settings(), concurrency=args.concurrency, hostname=args.hostname,
+        settings, concurrency = get_settings(), args.concurrency
+        if args.kind == "gpu":
+            concurrency = gpu_layout(settings, concurrency).children
+        return worker_argv(args.kind, settings, concurrency=concurrency, hostname=args.hostname,
                            queues=queues, loglevel=args.loglevel, extra=extra)
     if args.command == "beat":
         return beat_argv(schedule=args.schedule, loglevel=args.loglevel, extra=extra)
@@ -189,6 +202,11 @@ def celery_argv(args: argparse.Namespace) -> list[str]:
 def _cmd_celery(args: argparse.Namespace) -> int:
     """Become the Celery program (same pid: signals from a supervisor, Docker or a test reach Celery itself)."""
     argv = [sys.executable, "-m", "celery", *celery_argv(args)]
+    if args.command == "worker" and args.kind == "gpu":  # the children's share of the cores
+        from portrait.settings import get_settings
+
+        threads = gpu_layout(get_settings(), int(argv[argv.index("-c") + 1])).threads_per_child
+        os.environ["WORKER_CHILD_THREADS"] = str(threads)
     if args.print_only:
         print(" ".join(argv))
         return 0
@@ -208,12 +226,14 @@ def _add_celery_parsers(sub: argparse._SubParsersAction) -> None:
         return p
 
     p = celery_parser("worker", "Run a Celery worker: gpu (restores) or cpu (fetches, webhooks, maintenance).",
-                      "Run a Celery worker on the queues of the settings. gpu: -P prefork -c 1 -Q GPU_QUEUE,"
-                      "GPU_BULK_QUEUE (interactive first: the order is the priority); cpu: -P threads -c "
+                      "Run a Celery worker on the queues of the settings. gpu: -P prefork -c GPU_WORKER_CHILDREN "
+                      "x GPUs -Q GPU_QUEUE,GPU_BULK_QUEUE (interactive first: the order is the priority); "
+                      "cpu: -P threads -c "
                       "CPU_WORKER_CONCURRENCY -Q FETCH_QUEUE,WEBHOOK_QUEUE,MAINTENANCE_QUEUE.")
     p.add_argument("kind", choices=("gpu", "cpu"))
-    p.add_argument("-c", "--concurrency", type=int, help="Processes (gpu, default 1: one per GPU) or threads "
-                                                         "(cpu, default CPU_WORKER_CONCURRENCY).")
+    p.add_argument("-c", "--concurrency", type=int,
+                   help="Processes (gpu, default GPU_WORKER_CHILDREN per GPU) or threads (cpu, default "
+                        "CPU_WORKER_CONCURRENCY).")
     p.add_argument("-Q", "--queues", help="Comma-separated queues instead of the settings' (e.g. only GPU_QUEUE "
                                           "for a worker reserved to single jobs).")
     p.add_argument("-n", "--hostname", help="Celery node name, e.g. gpu@%%h (default celery@HOSTNAME).")

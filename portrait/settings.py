@@ -155,9 +155,16 @@ class Settings(BaseSettings):
     webhook_queue: str = Field("webhooks", description="Queue consumed by webhook senders.")
     maintenance_queue: str = Field("maintenance", description="Queue for the sweeper.")
     fetch_queue: str = Field("fetch", description="Queue of URL-input fetches (CPU workers; never a GPU's time).")
+    gpu_worker_children: int = Field(
+        0, ge=0, description="Prefork children of a GPU worker per GPU (`portrait worker gpu`), each with its own "
+                             "pipeline, so one child's host work (parsing, PNG, S3) overlaps another's GPU work; "
+                             "0 = auto: CPU cores / 2 / GPUs on CUDA, 1 on the CPU (worker/layout.py).")
+    worker_child_threads: int = Field(
+        0, ge=0, description="Intra-op threads (torch, OpenCV) of each GPU worker child; 0 = CPU cores / children, "
+                             "which `portrait worker gpu` works out and passes to its children.")
     cpu_worker_concurrency: int = Field(
         8, ge=1, description="Threads of a CPU worker (`portrait worker cpu`): URL fetches, webhook deliveries "
-                             "and maintenance tasks it runs at once. A GPU worker runs one prefork child per GPU.")
+                             "and maintenance tasks it runs at once (GPU workers: GPU_WORKER_CHILDREN).")
     fetch_url_inputs_on_cpu: bool = Field(
         True, description="A URL input's job goes to FETCH_QUEUE first, and on to a GPU queue once fetched; "
                           "decided where a job's message is sent (the API, and the CPU workers' dispatcher and "

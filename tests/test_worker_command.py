@@ -28,6 +28,7 @@ def test_queues_pool_and_concurrency_come_from_the_settings(monkeypatch: pytest.
     s = Settings.model_construct(gpu_queue="g", gpu_bulk_queue="gb", fetch_queue="f", webhook_queue="w",
                                  maintenance_queue="m", cpu_worker_concurrency=3)
     monkeypatch.setattr("portrait.settings.get_settings", lambda: s)
+    monkeypatch.setattr("worker.layout.visible_gpus", lambda device: 0)  # a CPU host: one child
     gpu = _argv("worker", "gpu")
     assert gpu[:3] == ["-A", "worker.celery_app", "worker"] and "-E" in gpu
     assert (_opt(gpu, "-P"), _opt(gpu, "-c"), _opt(gpu, "-Q")) == ("prefork", "1", "g,gb")  # interactive first

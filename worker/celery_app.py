@@ -1,8 +1,9 @@
 """The workers' Celery app and its configuration, started by ``portrait worker gpu|cpu`` (portrait/cli.py
 writes the command line, once).
 
-GPU workers consume ``gpu`` then ``gpu-bulk`` with one prefork child per GPU, which loads the pipeline
-once *after* fork (``worker_process_init``), so the parent never touches CUDA. CPU workers for URL
+GPU workers consume ``gpu`` then ``gpu-bulk`` with prefork children (``GPU_WORKER_CHILDREN`` per GPU,
+worker/layout.py), each of which loads the pipeline once *after* fork (``worker_process_init``) on its
+device, so the parent never touches CUDA. CPU workers for URL
 fetches, webhooks, the sweeper, retention and the bulk dispatcher consume ``fetch``, ``webhooks`` and
 ``maintenance`` and never load the model. Messages are sent through jobs/messages.py, which picks the
 queue; this app only consumes (and beat sends the sweep and retention on their schedule).
@@ -97,6 +98,7 @@ def _after_fork(**_: object) -> None:
     dispose_engine()  # never share the parent's DB connections
     s = get_settings()
     if {s.gpu_queue, s.gpu_bulk_queue} & _consumed_queues():
+        restorer.place(slot)  # its device and threads in the worker's layout (worker/layout.py)
         restorer.get_restorer()  # load the model now, once per child, not on the first job
 
 

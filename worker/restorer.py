@@ -1,4 +1,5 @@
-"""One restoration pipeline per worker child, built from settings the first time it is needed."""
+"""One restoration pipeline per worker child, built from settings the first time it is needed, on the
+device the child's place in the layout gives it (worker/layout.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,17 @@ if TYPE_CHECKING:  # the pipeline (torch, OpenCV) is imported when first needed,
     from restoration.pipeline import Restorer
 
 log = logging.getLogger("portrait.worker")
+#: this child's device, set by :func:`place` after the fork (None: the settings' DEVICE as is)
+_device: str | None = None
+
+
+def place(slot: int) -> str:
+    """Give this child its threads and device from its slot (before the pipeline loads); returns the device."""
+    from worker.layout import place_child
+
+    global _device
+    _device = place_child(get_settings(), slot)
+    return _device
 
 
 @lru_cache(maxsize=1)
@@ -22,7 +34,7 @@ def get_restorer() -> Restorer:
 
     s = get_settings()
     limits = ImageLimits(max_pixels=s.max_image_pixels, max_side=s.max_image_side, min_side=s.min_image_side)
-    r = Restorer(weights_dir=s.weights_dir, device=s.device, model_path=s.model_path,
+    r = Restorer(weights_dir=s.weights_dir, device=_device or s.device, model_path=s.model_path,
                  max_batch=s.max_batch_faces, limits=limits, precision=s.precision,
                  mask_source=s.mask_source)
     log.info("restoration pipeline ready: model %s on %s in %s, masks from %s", r.model_version, r.device,
