@@ -117,6 +117,7 @@ class Proc:
     log: Path
     url: str = ""  # where it listens, for servers
     loads_model: bool = False  # a GPU worker: ready once its child has loaded the pipeline
+    queue: str = ""  # a private pair's worker: its interactive queue
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -235,6 +236,7 @@ class Stack:
         queue = f"gpu-{name}-{uuid.uuid4().hex[:6]}"
         env = {"GPU_QUEUE": queue, "GPU_BULK_QUEUE": f"{queue}-bulk", **(extra_env or {})}
         worker = self.start_gpu_worker(f"gpu-{name}", extra_env=env)
+        worker.queue = queue
         server = self.start_api(name=f"api-{name}", extra_env=env)
         try:
             self.wait_ready(f"gpu-{name}")

@@ -1,12 +1,24 @@
 """Several children per GPU (GPU_WORKER_CHILDREN, worker/layout.py) keep every job guarantee of one child:
-two jobs run at once in one worker, and one's failure is its own."""
+two jobs run at once in one worker, each child renews its own job's lease, a busy worker leaves further
+messages in Redis, and one job's failure is its own."""
 
 from __future__ import annotations
 
 import threading
+import uuid
+from datetime import datetime
 
 import httpx
-from harness import Api, FileServer, Stack, wait_until
+import redis
+from harness import Api, FileServer, Stack, holds_for, wait_until
+
+
+def _heartbeat(job_id: str) -> datetime:
+    from db.models import Job
+    from db.session import session_scope
+
+    with session_scope() as s:
+        return s.get(Job, uuid.UUID(job_id)).heartbeat_at
 
 
 def test_two_children_run_two_jobs_at_once_and_a_bad_photo_fails_alone(
@@ -31,12 +43,26 @@ def test_two_children_run_two_jobs_at_once_and_a_bad_photo_fails_alone(
             # both inputs are being fetched, each by its own child: one worker, two jobs running at once
             wait_until(lambda: all(status(p)["status"] == "running" for p in bodies), 60, 0.3,
                        "both jobs running at the same time")
+            # each child renews its own job's lease
+            beats = {p: _heartbeat(ids[p]) for p in bodies}
+            wait_until(lambda: all(_heartbeat(ids[p]) > beats[p] for p in bodies), 15, 0.3,
+                       "both leases renewed while both jobs run")
+            # with every child busy the worker takes no further message: it stays in Redis for any worker
+            r = http.post("/v1/jobs", files={"file": ("third.jpg", small_faces[5])}, data={"options": '{"upscale": 1}'})
+            assert r.status_code == 202, r.text
+            third = r.json()["id"]
+            queue = worker.queue
+            holds_for(lambda: redis.Redis.from_url(stack.env["REDIS_URL"]).llen(queue) == 1
+                      and http.get(f"/v1/jobs/{third}").json()["status"] == "queued", 2,
+                      "the third job's message waits in Redis, not hoarded by the busy worker")
             release.set()
             done = {p: wait_until(lambda p=p: (j := status(p))["status"] in ("succeeded", "failed") and j,
                                   120, 0.3, f"{p} to finish") for p in bodies}
             assert done["/bad.jpg"]["status"] == "failed"
             assert done["/bad.jpg"]["error"]["code"] == "invalid_image", done["/bad.jpg"]
             assert done["/good.jpg"]["status"] == "succeeded", done["/good.jpg"]
+            assert wait_until(lambda: (j := http.get(f"/v1/jobs/{third}").json())["status"] in
+                              ("succeeded", "failed") and j, 120, 0.3, "the third job")["status"] == "succeeded"
             assert worker.alive()
             log = worker.log.read_text(errors="replace")
             assert log.count("restoration pipeline ready") == 2, "each child loads its own pipeline"
