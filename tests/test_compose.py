@@ -66,6 +66,18 @@ def test_service_command_is_a_real_entry_point(name: str) -> None:
 
 
 @pytest.mark.parametrize("dockerfile", sorted((ROOT / "infra").glob("Dockerfile*")))
+def test_dockerfile_copies_every_package_the_service_imports(dockerfile: Path) -> None:
+    """Each image gets every package of the service (devstack/ is the development stack, not shipped):
+    a package left out of the COPY lines installs without complaint and fails on its first import."""
+    import tomllib
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    packages = {p.rstrip("*") for p in include["include"]} - {"devstack"}
+    copied = set(re.findall(r"^COPY (\S+) \1$", dockerfile.read_text(), re.M))
+    assert packages <= copied, f"{dockerfile.name} does not copy {sorted(packages - copied)}"
+
+
+@pytest.mark.parametrize("dockerfile", sorted((ROOT / "infra").glob("Dockerfile*")))
 def test_dockerfile_default_command_is_real(dockerfile: Path) -> None:
     cmd = [line for line in dockerfile.read_text().splitlines() if line.startswith("CMD ")][-1]
     _check_command(json.loads(cmd[4:]))
