@@ -24,6 +24,7 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
+import shutil
 import statistics
 import subprocess
 import threading
@@ -89,36 +90,76 @@ def _child(slot: int, data: bytes, count: int, ready: Any, go: Any, results: Any
         for k, v in r.restore_bytes(data, options).timings.items():
             stages[k] = stages.get(k, 0.0) + v / count
     busy = time.perf_counter() - t0
-    gpu_mib = torch.cuda.max_memory_reserved(r.device) / 2**20 if r.device.type == "cuda" else None
+    gpu_mib = _gpu_mib_of(os.getpid()) if r.device.type == "cuda" else None
+    if gpu_mib is None and r.device.type == "cuda":  # no nvidia-smi: torch's pool (without the CUDA context)
+        gpu_mib = torch.cuda.max_memory_reserved(r.device) / 2**20
     results.put({"slot": slot, "device": device, "threads": torch.get_num_threads(), "faces": faces,
                  "photos": count, "busy_s": busy, "stages_ms": stages, "rss_mib": _rss_mib(), "gpu_mib": gpu_mib})
 
 
+def _gpu_mib_of(pid: int) -> float | None:
+    """GPU memory of process ``pid`` as the driver counts it (its CUDA context included), from nvidia-smi."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        fields = [f.strip() for f in line.split(",")]
+        if len(fields) == 2 and fields[0] == str(pid) and fields[1].isdigit():
+            return float(fields[1])
+    return None
+
+
 class _GpuSampler(threading.Thread):
-    """nvidia-smi's utilization.gpu every 100 ms while the children run (empty without nvidia-smi)."""
+    """nvidia-smi's utilization.gpu (the share of time a kernel ran) every 100 ms while the children run;
+    no samples without nvidia-smi."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.samples: list[float] = []
-        self.stop = threading.Event()
+        self.proc: subprocess.Popen | None = None
 
     def run(self) -> None:
         cmd = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-lms", "100"]
+        if shutil.which("stdbuf"):  # line-buffered: samples arrive as they are taken
+            cmd = ["stdbuf", "-oL", *cmd]
         try:
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         except OSError:
             return
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if self.stop.is_set():
-                break
-            with contextlib.suppress(ValueError):
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with contextlib.suppress(ValueError, IndexError):
                 self.samples.append(float(line.split(",")[0]))
-        proc.terminate()
+
+    def stop(self) -> list[float]:
+        if self.proc is not None:
+            self.proc.terminate()
+        self.join(timeout=5)
+        return list(self.samples)
 
 
-def measure(name: str, children: int, count: int) -> dict[str, Any]:
-    """Photos/s of ``children`` forked children restoring ``count`` copies of photo ``name`` each."""
+def _collect(q: Any, procs: list[Any], n: int, deadline: float, what: str) -> list[Any]:
+    """``n`` items from ``q``, failing as soon as a child died or the deadline passed (never a hang)."""
+    import queue
+
+    got: list[Any] = []
+    while len(got) < n:
+        try:
+            got.append(q.get(timeout=2))
+        except queue.Empty:
+            dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if dead:
+                raise RuntimeError(f"a child died while {what} (exit codes {dead})") from None
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what}: {len(got)} of {n} after the deadline") from None
+    return got
+
+
+def measure(name: str, children: int, count: int, timeout_s: float = 600) -> dict[str, Any]:
+    """Photos/s of ``children`` forked children restoring ``count`` copies of photo ``name`` each; a child
+    that dies or a run past ``timeout_s`` raises (the children are ended either way)."""
     from portrait.settings import get_settings
     from worker.layout import host_cores, plan, visible_gpus
 
@@ -133,21 +174,24 @@ def measure(name: str, children: int, count: int) -> dict[str, Any]:
     ready, results, go = ctx.Queue(), ctx.Queue(), ctx.Event()
     data = photo_bytes(name)
     procs = [ctx.Process(target=_child, args=(k, data, count, ready, go, results)) for k in range(children)]
-    for p in procs:
-        p.start()
-    for _ in procs:
-        ready.get(timeout=600)
+    deadline = time.monotonic() + timeout_s
     sampler = _GpuSampler()
-    sampler.start()
-    t0 = time.perf_counter()
-    go.set()
-    rows = [results.get(timeout=3600) for _ in procs]
-    wall = time.perf_counter() - t0
-    sampler.stop.set()
-    for p in procs:
-        p.join()
+    try:
+        for p in procs:
+            p.start()
+        _collect(ready, procs, children, deadline, "loading the pipelines")
+        sampler.start()
+        t0 = time.perf_counter()
+        go.set()
+        rows = _collect(results, procs, children, deadline, "restoring")
+        wall = time.perf_counter() - t0
+    finally:
+        busy = sampler.stop() if sampler.is_alive() else []
+        for p in procs:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
     photos = sum(r["photos"] for r in rows)
-    busy = [s for s in sampler.samples]
     return {"photo": name, "children": children, "gpus": layout.gpus,
             "threads_per_child": layout.threads_per_child, "faces_per_photo": rows[0]["faces"],
             "photos": photos, "wall_s": round(wall, 3), "photos_per_s": round(photos / wall, 3),
@@ -167,7 +211,8 @@ def main() -> None:
     p.add_argument("--count", type=int, default=4, help="photos each child restores after its warm-up")
     p.add_argument("--solvay-count", type=int, help="the same for the 29-face photo (default --count)")
     p.add_argument("--device", help="DEVICE for the children (default: the settings', auto)")
-    p.add_argument("--json", type=Path, help="also write the rows here")
+    p.add_argument("--json", type=Path, help="also write the rows here (after each one)")
+    p.add_argument("--timeout", type=float, default=600, help="seconds one measurement may take")
     args = p.parse_args()
     if args.device:
         os.environ["DEVICE"] = args.device
@@ -178,7 +223,13 @@ def main() -> None:
         base = None
         for k in (int(c) for c in args.children.split(",")):
             count = (args.solvay_count or args.count) if name == "solvay" else args.count
-            row = measure(name, k, count)
+            try:
+                row = measure(name, k, count, args.timeout)
+            except (RuntimeError, TimeoutError) as e:
+                print(f"{name:10s} {k:8d} failed: {e}", flush=True)
+                rows.append({"photo": name, "children": k, "error": str(e)})
+                _write(args.json, rows)
+                continue
             base = base or row["photos_per_s"]
             row["ratio_to_one_child"] = round(row["photos_per_s"] / base, 2)
             rows.append(row)
@@ -187,9 +238,14 @@ def main() -> None:
             print(f"{row['photo']:10s} {k:8d} {row['threads_per_child']:7d} {row['photos_per_s']:9.2f} "
                   f"{row['faces_per_s']:8.1f} {row['ratio_to_one_child']:5.2f}x {row['rss_mib_per_child']:8d} "
                   f"{gpu_mib!s:>8s} {busy:>8s}", flush=True)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=1))
+            _write(args.json, rows)
+
+
+def _write(path: Path | None, rows: list[dict]) -> None:
+    """The rows so far (a run cut short keeps what it measured)."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -60,8 +60,8 @@ def facexlib_loop(restorer: Restorer, data: bytes, upscale: int) -> tuple[float,
     for crop in helper.cropped_faces:
         x = torch.from_numpy(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)).permute(2, 0, 1)[None]
         x = x.to(restorer.device).float() / 127.5 - 1.0
-        with torch.inference_mode():
-            y = restorer.generator(x, None)
+        with torch.inference_mode(), restorer._autocast():  # the same precision as the pipeline's
+            y = restorer.generator(x.contiguous(memory_format=torch.channels_last), None)
         y = ((y[0].float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
         helper.add_restored_face(cv2.cvtColor(y, cv2.COLOR_RGB2BGR))
     helper.get_inverse_affine(None)
@@ -106,10 +106,12 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="also write the rows here")
     args = p.parse_args()
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    rows = [row for device in devices for row in run(device, args.repeat, args.model, args.stages)]
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=1))
+    rows: list[dict] = []
+    for device in devices:
+        rows += run(device, args.repeat, args.model, args.stages)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ restoration/device_stages.py on the device (alignment, soft part masks, colour m
 the ×2 canvas); on the CPU also the landmark parser (MediaPipe, which has no GPU path here). Prints ms
 a face for each (stage, precision, batch) and the ratio to batch 1 in the same run: this is what chose
 the pipeline's generator batch (``restoration.pipeline.AUTO_BATCH``); with ``--device cuda`` it gives
-the GPU's per-stage figures. Photos from FACES_DIR, weights from WEIGHTS_DIR.
+the GPU's per-stage figures (the identity embedder is ONNX Runtime on the CPU where no CUDA provider is
+installed: its row is then host time). Photos from FACES_DIR, weights from WEIGHTS_DIR.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def _ms_per_call(fn: Callable[[], object], seconds: float, sync: Callable[[], No
     return (time.perf_counter() - t0) * 1000 / n
 
 
-def run(device: str, batches: list[int], precisions: list[str], seconds: float, model: Path | None) -> list[dict]:
+def run(device: str, batches: list[int], precisions: list[str], seconds: float, model: Path | None,
+        json_path: Path | None = None) -> list[dict]:
     weights = default_weights_dir()
     base = Restorer(weights, device=device, model_path=model, precision="fp32")
     dev = base.device
@@ -71,6 +73,9 @@ def run(device: str, batches: list[int], precisions: list[str], seconds: float, 
         rows.append(row)
         print(f"{stage:12s} {precision:5s} batch {batch:3d}: {row['ms_per_face']:9.2f} ms/face "
               f"({row['vs_batch_1']:.2f}x batch 1)", flush=True)
+        if json_path is not None:  # after each row: a run cut short keeps what it measured
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps(rows, indent=1))
 
     def take(b: int) -> np.ndarray:
         return np.resize(np.arange(len(crops)), b)
@@ -112,11 +117,8 @@ def main() -> None:
     p.add_argument("--model", type=Path, default=None, help="generator weights; default the shipped model")
     p.add_argument("--json", type=Path, help="also write the rows here")
     args = p.parse_args()
-    rows = run(args.device, [int(b) for b in args.batches.split(",")], args.precisions.split(","), args.seconds,
-               args.model)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=1))
+    run(args.device, [int(b) for b in args.batches.split(",")], args.precisions.split(","), args.seconds,
+        args.model, args.json)
 
 
 if __name__ == "__main__":

@@ -168,18 +168,25 @@ def main() -> None:
     args = ap.parse_args()
     global DEVICE
     DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda":  # as training sets them (restoration/training/loop.py, place_process)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
     sizes = [int(s) for s in args.sizes.split(",")]
     precisions = args.precisions.split(",")
     weights_dir = default_weights_dir()
     print(f"CPU bf16 in hardware (AMX-BF16 / AVX512-BF16): {cpu_bf16_native()}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; weights: {weights_dir}")
-    res = {(s, p): bench(s, p, args.steps, args.warmup, weights_dir, args.compile, args.batch)
-           for s in sizes for p in precisions}
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps([{"size": s, "precision": p, "device": str(DEVICE), "batch": r["batch"],
-                                          "g_step_img_s": round(r["g"], 2), "gan_step_img_s": round(r["gan"], 2)}
-                                         for (s, p), r in res.items()], indent=1))
+    res: dict[tuple[int, str], dict] = {}
+    for s in sizes:
+        for p in precisions:
+            res[s, p] = bench(s, p, args.steps, args.warmup, weights_dir, args.compile, args.batch)
+            if args.json:  # after each one: a run cut short keeps what it measured
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(json.dumps([
+                    {"size": s, "precision": p, "device": str(DEVICE), "batch": r["batch"],
+                     "g_step_img_s": round(r["g"], 2), "gan_step_img_s": round(r["gan"], 2)}
+                    for (s, p), r in res.items()], indent=1))
 
     print("\nsize  batch  precision  G step img/s  GAN step img/s  target (AMX)")
     for (s, p), r in res.items():

@@ -450,10 +450,13 @@ def encode(
     pillow = "444" if quality >= 90 else "420"
     if (fmt == "jpeg" and not is_gray and image.dtype == torch.uint8
             and device_jpeg_subsampling(image.device) == pillow):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            data = encode_jpeg(image.permute(2, 0, 1).contiguous(), quality=quality)
-        return bytes(data.cpu().numpy().tobytes())
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                data = encode_jpeg(image.permute(2, 0, 1).contiguous(), quality=quality)
+            return bytes(data.cpu().numpy().tobytes())
+        except RuntimeError:  # no nvJPEG encoder in this build or driver: the host's, as for other formats
+            pass
     return image_io.encode(image.cpu().numpy(), fmt, quality=quality, alpha=alpha, is_gray=is_gray)
 
 

@@ -259,7 +259,7 @@ class Restorer:
         try:
             from restoration.identity import IdentityEmbedder
 
-            return IdentityEmbedder(self.weights_dir, device=str(self.device))
+            return IdentityEmbedder(self.weights_dir, device=str(self.device), num_threads=torch.get_num_threads())
         except (ImportError, WeightsMissing, FileNotFoundError) as e:
             log.info("identity embedder unavailable (%s): identity_cosine will be None", e)
             return None

@@ -23,13 +23,14 @@ DEVICE=${GPU_CHECK_DEVICE:-cuda}
 BUDGET_S=${BUDGET_S:-530}   # the whole command, under the device tool's 600 s limit with room to spare
 PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} DEVICE
-mkdir -p "$OUT"
-parts=$(mktemp -d)
+parts=$OUT/parts   # each step's figures, kept (they come back even if the merge fails)
+mkdir -p "$parts"
 log=$OUT/gpu_check.log
 exec > >(tee "$log") 2>&1
+tee_pid=$!
 
 if [ "$DEVICE" = cuda ] && [ -f .gpu/site.zip ]; then  # cp312 packages for the machine's python3 only
-  rm -rf /tmp/site && $PY -m zipfile -e .gpu/site.zip /tmp/site && export PYTHONPATH=$PYTHONPATH:/tmp/site
+  rm -rf .gpu/site && $PY -m zipfile -e .gpu/site.zip .gpu/site && export PYTHONPATH=$PYTHONPATH:$PWD/.gpu/site
 fi
 [ -d .gpu/weights ] && export WEIGHTS_DIR=${WEIGHTS_DIR:-$PWD/.gpu/weights}
 [ -d .gpu/faces ] && export FACES_DIR=${FACES_DIR:-$PWD/.gpu/faces}
@@ -54,7 +55,11 @@ step() {  # step NAME SECONDS COMMAND...: run it under its time limit (never pas
   echo "$name $rc $(( $(date +%s) - t0 ))" >>"$parts/steps"
 }
 
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
+timeout 20 nvidia-smi --query-gpu=name,driver_version,memory.total,compute_mode --format=csv,noheader \
+  2>/dev/null || echo "no nvidia-smi"
+# every module the steps import, at once: a missing package shows here in seconds, named
+step imports 60 $PY -c "import worker.restorer, worker.metrics, restoration.pipeline, restoration.training.loop, \
+facexlib.detection, ai_edge_litert.interpreter, pydantic_settings, celery.signals; print('imports ok')"
 if [ "$DEVICE" = cuda ]; then
   step tests 100 $PY -m pytest -q -p no:cacheprovider tests/restoration/test_device_stages.py -k cuda \
     --junitxml "$parts/tests.xml"
@@ -66,5 +71,7 @@ step layout 200 $PY benchmarks/layout.py --device "$DEVICE" --children $children
 step pipeline 70 $PY benchmarks/pipeline.py --device "$DEVICE" --repeat $repeat --json "$parts/pipeline.json"
 step train_step 80 $PY benchmarks/train_step.py --device "$DEVICE" --sizes 512 --precisions $precisions \
   --batch $tbatch --steps $steps --warmup 2 --json "$parts/train_step.json"
-$PY scripts/gpu_figures.py --merge "$parts" --out "$OUT/gpu_check.json" --seconds $(( $(date +%s) - start ))
-rm -rf "$parts"
+timeout 60 $PY scripts/gpu_figures.py --merge "$parts" --out "$OUT/gpu_check.json" \
+  --seconds $(( $(date +%s) - start )) || echo '{"merge_failed": true}' >"$OUT/gpu_check.json"
+exec >&- 2>&-
+wait "$tee_pid"   # the log's last lines are written before the command returns

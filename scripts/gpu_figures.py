@@ -42,12 +42,12 @@ def _machine() -> dict[str, Any]:
         if torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(0)
             info["gpu_memory_gib"] = round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1)
-    except ImportError:
-        pass
+    except Exception as e:  # noqa: BLE001 - a wedged GPU must not cost the figures already measured
+        info["torch_error"] = repr(e)
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version,compute_mode", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=20)
-        info["driver"] = out.stdout.strip() or None
+        info["driver"], _, info["compute_mode"] = (out.stdout.strip() or "None").partition(", ")
     except (OSError, subprocess.SubprocessError):
         info["driver"] = None
     return info
@@ -68,7 +68,7 @@ def summary(figures: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     layout = figures.get("layout") or []
     for photo in ("one1080", "solvay"):
-        rows = [r for r in layout if r["photo"] == photo]
+        rows = [r for r in layout if r["photo"] == photo and "photos_per_s" in r]
         if rows:
             best = max(rows, key=lambda r: r["photos_per_s"])
             out[f"{photo}_best"] = {k: best.get(k) for k in ("children", "photos_per_s", "faces_per_s",
@@ -76,10 +76,13 @@ def summary(figures: dict[str, Any]) -> dict[str, Any]:
     stages = figures.get("stages") or []
     gen = {(r["precision"], r["batch"]): r["ms_per_face"] for r in stages if r["stage"] == "generate"}
     out["generator_ms_per_face"] = {f"{p} batch {b}": v for (p, b), v in sorted(gen.items())}
-    big = [v for (p, b), v in gen.items() if b >= 16]
+    big = [(v, p, b) for (p, b), v in gen.items() if b >= 16]
     one = out.get("one1080_best") or {}
     got = {"one_face_1080p_photos_per_s": one.get("photos_per_s"), "gpu_busy_pct": one.get("gpu_busy_pct"),
-           "generator_ms_per_face_batch16plus": min(big) if big else None}
+           "generator_ms_per_face_batch16plus": min(big)[0] if big else None}
+    if big:
+        out["generator_best_batch16plus"] = {"ms_per_face": min(big)[0], "precision": min(big)[1],
+                                             "batch": min(big)[2]}
     def met(key: str, target: float) -> bool | None:
         value = got[key]
         if value is None:

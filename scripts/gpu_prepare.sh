@@ -8,7 +8,8 @@
 #                   interpreter never loads) are left out;
 #   .gpu/weights/   the third-party weights the pipeline reads (detector, landmark mesh, segmenter, identity),
 #                   copied from WEIGHTS_DIR (never committed);
-#   .gpu/faces/     the photos the benchmarks and the CUDA tests read, copied from FACES_DIR.
+#   .gpu/faces/     the photos the benchmarks and the CUDA tests read, copied from FACES_DIR (and the
+#                   astronaut of scikit-image, which the CUDA tests use and the machine lacks).
 # Versions are this checkout's (.venv), so the machine runs what the tests here ran.
 #
 #   scripts/gpu_prepare.sh && du -sh .gpu
@@ -22,14 +23,15 @@ FACES=${FACES_DIR:-../shared/faces}
 # prometheus-client, pyyaml, click, pillow, tqdm, numba, protobuf, flatbuffers, ml-dtypes, pytest
 PACKAGES=(facexlib filterpy ai-edge-litert backports.strenum pydantic pydantic-core annotated-types
           typing-inspection pydantic-settings python-dotenv celery kombu billiard vine amqp tzlocal
-          click-didyoumean click-plugins click-repl prompt-toolkit wcwidth kornia kornia-rs)
+          click-didyoumean click-plugins click-repl prompt-toolkit wcwidth kornia kornia-rs python-dateutil six
+          typing-extensions)
 
 mkdir -p .gpu
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 pins=()
 for name in "${PACKAGES[@]}"; do
-  version=$($PY -m pip show "$name" 2>/dev/null | awk '/^Version:/ {print $2}')
+  version=$($PY -m pip show "$name" 2>/dev/null | awk '/^Version:/ {print $2}' || true)
   [ -n "$version" ] || { echo "gpu_prepare: $name is not installed in this checkout's venv" >&2; exit 2; }
   pins+=("$name==$version")
 done
@@ -55,5 +57,7 @@ mkdir -p .gpu/faces/wild/whole
 for photo in gpen_selfie_2020-12-17_185036.jpg gpen_Solvay_conference_1927.png codeformer_05.jpg; do
   cp "$FACES/wild/whole/$photo" .gpu/faces/wild/whole/
 done
+# the CUDA tests' photo (scikit-image's astronaut, public domain: the machine has no scikit-image)
+$PY -c "from skimage import data; from PIL import Image; Image.fromarray(data.astronaut()).save('.gpu/faces/astronaut.png')"
 chmod -R u+w .gpu
 du -sh .gpu/site.zip .gpu/weights .gpu/faces

@@ -97,8 +97,8 @@ def _after_fork(**_: object) -> None:
         children.BOOK.without_metric_files(slot, os.getpid())
     dispose_engine()  # never share the parent's DB connections
     s = get_settings()
+    restorer.place(slot)  # its device and threads in the worker's layout (worker/layout.py)
     if {s.gpu_queue, s.gpu_bulk_queue} & _consumed_queues():
-        restorer.place(slot)  # its device and threads in the worker's layout (worker/layout.py)
         restorer.get_restorer()  # load the model now, once per child, not on the first job
 
 

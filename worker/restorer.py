@@ -8,13 +8,12 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from portrait.settings import get_settings
-from worker import metrics
 
 if TYPE_CHECKING:  # the pipeline (torch, OpenCV) is imported when first needed, after the fork
     from restoration.pipeline import Restorer
 
 log = logging.getLogger("portrait.worker")
-#: this child's device, set by :func:`place` after the fork (None: the settings' DEVICE as is)
+#: this child's device, set by :func:`place` after the fork (None: not placed yet)
 _device: str | None = None
 
 
@@ -31,10 +30,11 @@ def place(slot: int) -> str:
 def get_restorer() -> Restorer:
     from restoration.image_io import ImageLimits
     from restoration.pipeline import Restorer
+    from worker import metrics
 
     s = get_settings()
     limits = ImageLimits(max_pixels=s.max_image_pixels, max_side=s.max_image_side, min_side=s.min_image_side)
-    r = Restorer(weights_dir=s.weights_dir, device=_device or s.device, model_path=s.model_path,
+    r = Restorer(weights_dir=s.weights_dir, device=_device or place(0), model_path=s.model_path,
                  max_batch=s.max_batch_faces, limits=limits, precision=s.precision,
                  mask_source=s.mask_source)
     log.info("restoration pipeline ready: model %s on %s in %s, masks from %s", r.model_version, r.device,
