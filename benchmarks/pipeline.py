@@ -70,7 +70,9 @@ def facexlib_loop(restorer: Restorer, data: bytes, upscale: int) -> tuple[float,
     return (time.perf_counter() - t0) * 1000, len(helper.cropped_faces)
 
 
-def run(device: str, repeat: int, model: Path | None, stages: str = "auto") -> list[dict]:
+def run(device: str, repeat: int, model: Path | None, stages: str = "auto", done: list[dict] | None = None,
+        json_path: Path | None = None) -> list[dict]:
+    """The table for ``device``; with ``json_path``, ``done`` + the rows so far are written after each photo."""
     restorer = Restorer(WEIGHTS_DIR, device=device, model_path=model, stages=stages)
     options = RestoreOptions(upscale=2)
     print(f"\ndevice {restorer.device}, torch threads {torch.get_num_threads()}, "
@@ -93,6 +95,9 @@ def run(device: str, repeat: int, model: Path | None, stages: str = "auto") -> l
         rows.append({"photo": name, "device": str(restorer.device), "stages": stages, "faces": len(runs[0].faces),
                      "precision": restorer.precision, "ms": {s: round(med[s], 1) for s in STAGES},
                      "facexlib_ms": round(fx_ms, 1), "ratio": round(fx_ms / med["total"], 2)})
+        if json_path is not None:
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(json.dumps([*(done or []), *rows], indent=1))
     return rows
 
 
@@ -108,10 +113,7 @@ def main() -> None:
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     rows: list[dict] = []
     for device in devices:
-        rows += run(device, args.repeat, args.model, args.stages)
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(rows, indent=1))
+        rows += run(device, args.repeat, args.model, args.stages, rows, args.json)
 
 
 if __name__ == "__main__":
