@@ -89,8 +89,6 @@ class IdentityEmbedder:
         opts = ort.SessionOptions()
         if num_threads:
             opts.intra_op_num_threads = num_threads
-        # idle threads sleep instead of spinning: they share the cores with torch's between calls
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if device.startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
