@@ -160,14 +160,14 @@ def _collect(q: Any, procs: list[Any], n: int, deadline: float, what: str) -> li
 def measure(name: str, children: int, count: int, timeout_s: float = 600) -> dict[str, Any]:
     """Photos/s of ``children`` forked children restoring ``count`` copies of photo ``name`` each; a child
     that dies or a run past ``timeout_s`` raises (the children are ended either way)."""
+    from portrait.cli import gpu_layout
     from portrait.settings import get_settings
-    from worker.layout import host_cores, plan, visible_gpus
 
     if _USER_THREADS is None:  # the layout decides, as `portrait worker gpu` does, for each count anew
         os.environ.pop("WORKER_CHILD_THREADS", None)
     get_settings.cache_clear()
     settings = get_settings()
-    layout = plan(settings, visible_gpus(settings.device), host_cores(), children)
+    layout = gpu_layout(settings, children)
     os.environ["WORKER_CHILD_THREADS"] = str(layout.threads_per_child)  # as `portrait worker gpu` does
     get_settings.cache_clear()
     ctx = mp.get_context("fork")

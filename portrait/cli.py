@@ -182,8 +182,9 @@ def gpu_layout(settings: Settings, concurrency: int | None = None) -> Layout:
     return layout.plan(settings, layout.visible_gpus(settings.device), layout.host_cores(), concurrency)
 
 
-def celery_argv(args: argparse.Namespace) -> list[str]:
-    """The ``celery`` arguments ``portrait worker|beat|flower`` runs, from its parsed command line."""
+def celery_argv(args: argparse.Namespace, layout: Layout | None = None) -> list[str]:
+    """The ``celery`` arguments ``portrait worker|beat|flower`` runs, from its parsed command line; a GPU
+    worker's count of children from ``layout`` (:func:`gpu_layout` when not given)."""
     from portrait.settings import get_settings
 
     extra = getattr(args, "celery_args", [])
@@ -191,7 +192,7 @@ def celery_argv(args: argparse.Namespace) -> list[str]:
         queues = args.queues.split(",") if args.queues else None
         settings, concurrency = get_settings(), args.concurrency
         if args.kind == "gpu":
-            concurrency = gpu_layout(settings, concurrency).children
+            concurrency = (layout or gpu_layout(settings, concurrency)).children
         return worker_argv(args.kind, settings, concurrency=concurrency, hostname=args.hostname,
                            queues=queues, loglevel=args.loglevel, extra=extra)
     if args.command == "beat":
@@ -201,12 +202,13 @@ def celery_argv(args: argparse.Namespace) -> list[str]:
 
 def _cmd_celery(args: argparse.Namespace) -> int:
     """Become the Celery program (same pid: signals from a supervisor, Docker or a test reach Celery itself)."""
-    argv = [sys.executable, "-m", "celery", *celery_argv(args)]
-    if args.command == "worker" and args.kind == "gpu":  # the children's share of the cores
+    layout = None
+    if args.command == "worker" and args.kind == "gpu":  # its children, and their share of the cores
         from portrait.settings import get_settings
 
-        threads = gpu_layout(get_settings(), int(argv[argv.index("-c") + 1])).threads_per_child
-        os.environ["WORKER_CHILD_THREADS"] = str(threads)
+        layout = gpu_layout(get_settings(), args.concurrency)
+        os.environ["WORKER_CHILD_THREADS"] = str(layout.threads_per_child)
+    argv = [sys.executable, "-m", "celery", *celery_argv(args, layout)]
     if args.print_only:
         print(" ".join(argv))
         return 0
