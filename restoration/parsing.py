@@ -473,7 +473,7 @@ class LandmarkParser:
 
     def silhouettes(self, faces: np.ndarray) -> np.ndarray | None:
         """N x S x S person probability of the faces (None without a segmenter). A restored face keeps
-        its input's silhouette, so the pipeline takes it once per face and passes it to both parses."""
+        its input's silhouette, so the pipeline takes it from the input whichever face it parses."""
         return None if self.segmenter is None else self.segmenter.person(_check_faces(faces))
 
     def parse(self, faces: np.ndarray, batch_size: int = 16, person: np.ndarray | None = None) -> np.ndarray:
