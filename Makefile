@@ -10,7 +10,7 @@ export WEIGHTS_DIR ?= $(SHARED)/weights
 export FACES_DIR ?= $(SHARED)/faces
 STAMP := $(VENV)/.installed
 
-.PHONY: install services test test-faults check lint demo dev api worker worker-cpu flower beat migrate bench clean pack train
+.PHONY: install services test test-faults test-containers check lint demo dev api worker worker-cpu flower beat migrate bench clean pack train
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -39,6 +39,15 @@ check: install
 # disk, a 2,000-job burst; figures in out/faults.json and docs/operations.md's fault table.
 test-faults: install services
 	$(BIN)/python -m pytest tests/faults $(PYTEST_ARGS)
+
+# The images built and the stack run in containers, end to end, with podman (issue 22; minutes, root):
+# the host prepared (scripts/container-host.sh), every image built (scripts/containers.sh build, sizes and
+# times in out/containers/images.json), then tests/containers/ brings the stack up, runs a job and a batch,
+# checks metrics and Flower, kills the worker mid-job, and takes it all down.
+test-containers: install
+	scripts/container-host.sh
+	scripts/containers.sh build
+	CONTAINER_TESTS=1 $(BIN)/python -m pytest tests/containers $(PYTEST_ARGS)
 
 # The README's main job: restore a degraded copy of scikit-image's astronaut on CPU, no services.
 demo: install

@@ -27,9 +27,10 @@ class Received:
 
 class WebhookReceiver:
     """A local HTTP server that records POSTs; ``responses`` maps a path to a list of status codes
-    answered in turn (the last one repeats), 200 by default."""
+    answered in turn (the last one repeats), 200 by default. ``host`` is the address it binds: loopback,
+    or ``0.0.0.0`` for senders in containers (``url`` stays the loopback one)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.received: list[Received] = []
         self.responses: dict[str, list[int]] = {}
         self._lock = threading.Lock()
@@ -50,7 +51,7 @@ class WebhookReceiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", url_port()), Handler)
+        self.server = ThreadingHTTPServer((host, url_port()), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

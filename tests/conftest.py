@@ -8,6 +8,7 @@ importable from every folder.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent / "service"))
 
 STACK_FIXTURES = ("stack", "fault_stack")
+#: tests/containers/ builds the images and runs the stack in podman (minutes): `make test-containers` sets
+#: CONTAINER_TESTS=1, everything else leaves that folder out
+collect_ignore = [] if os.environ.get("CONTAINER_TESTS") == "1" else ["containers"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
