@@ -204,6 +204,15 @@ def test_metrics_and_flower_behind_their_credentials(cstack: ContainerStack) -> 
     wait_until(all_up, 90, 2, "Prometheus to scrape every target")
 
 
+def test_services_run_unprivileged(cstack: ContainerStack) -> None:
+    """The project's containers run as the unprivileged user ``portrait``, which cannot write the code."""
+    for service in ("api", "worker", "worker-cpu", "beat", "flower"):
+        c = cstack.name(service)
+        assert _podman("exec", c, "id", "-un").strip() == "portrait", service
+        probe = subprocess.run(["podman", "exec", c, "touch", "/app/probe"], capture_output=True, text=True)
+        assert probe.returncode != 0 and "Permission denied" in probe.stderr, (service, probe.stderr)
+
+
 def test_worker_killed_mid_job_finishes_it_once(cstack: ContainerStack, gen: ModuleType) -> None:
     """The worker container is killed while it restores a 29-face photo and started again: the job is
     taken up again and succeeds, with one result and exactly one job.succeeded webhook."""
