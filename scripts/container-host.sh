@@ -2,7 +2,7 @@
 # Prepares this host to build and run the project's containers with podman, without Docker or a registry.
 # Issue 22; what it does:
 #   1. Debian's podman with runc and the CNI dnsname plugin (service names resolve inside a compose
-#      network), and podman-compose from PyPI into the project's venv;
+#      network); podman-compose itself comes with `make install` (pyproject's dev extras);
 #   2. /etc/containers/containers.conf: runc, cgroupfs, no default ulimits, host network namespace for
 #      builds and file events (crun, systemd cgroups and rlimits fail in this workplace's sandbox);
 #   3. the base image localhost/debian:bookworm (debootstrap --variant=minbase + podman import), which every
@@ -10,7 +10,6 @@
 # Idempotent: each step is skipped when its result is already there. Needs root (apt-get, debootstrap).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-.venv/bin/python}
 BASE_IMAGE=${BASE_IMAGE:-localhost/debian:bookworm}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
@@ -34,9 +33,6 @@ runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 CONF
-fi
-if ! "$PY" -c "import podman_compose" 2>/dev/null; then
-  "$PY" -m pip install -q "podman-compose==1.6.0"
 fi
 if ! podman image exists "$BASE_IMAGE"; then
   root=$(mktemp -d /tmp/debian-base.XXXXXX)

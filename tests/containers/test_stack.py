@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import BIN, ROOT, WebhookReceiver, holds_for, wait_until
+from harness import ROOT, WebhookReceiver, generate_client, holds_for, wait_until
 from PIL import Image
 from standardwebhooks.webhooks import Webhook
 
@@ -98,14 +98,7 @@ def cstack() -> Iterator[ContainerStack]:
 @pytest.fixture(scope="module")
 def gen(cstack: ContainerStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
     """A client package generated from the schema the API container serves (openapi-python-client)."""
-    tmp = tmp_path_factory.mktemp("client")
-    spec = tmp / "openapi.json"
-    spec.write_bytes(httpx.get(f"{API}/openapi.json", timeout=10).raise_for_status().content)
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    run = subprocess.run([str(BIN / "openapi-python-client"), "generate", "--path", str(spec), "--meta", "none",
-                          "--output-path", str(tmp / "portrait_api_client")], capture_output=True, text=True,
-                         timeout=300, env=env)
-    assert run.returncode == 0, run.stdout + run.stderr
+    tmp = generate_client(API, tmp_path_factory.mktemp("client"))
     sys.path.insert(0, str(tmp))
     try:
         yield importlib.import_module("portrait_api_client")
@@ -118,7 +111,7 @@ def _client(gen: ModuleType, cstack: ContainerStack) -> Any:
                                    timeout=httpx.Timeout(60))
 
 
-def _wait_job(gen: ModuleType, client: Any, job_id: Any, timeout: float = 300) -> Any:
+def _wait_job(client: Any, job_id: Any, timeout: float = 300) -> Any:
     from portrait_api_client.api.jobs import get_job
 
     return wait_until(lambda: (j := get_job.sync(job_id, client=client)).status in ("succeeded", "failed") and j,
@@ -153,7 +146,7 @@ def test_a_job_through_the_generated_client(cstack: ContainerStack, gen: ModuleT
     body = JobUpload(file=File(payload=io.BytesIO(photo), file_name="selfie.jpg", mime_type="image/jpeg"),
                      options=RestoreOptions.from_dict({"upscale": 2}), webhook_url=f"{cstack.hook_base}/job")
     job = create_job.sync(client=client, body=body, idempotency_key=uuid.uuid4().hex)
-    done = _wait_job(gen, client, job.id)
+    done = _wait_job(client, job.id)
     assert done.status == "succeeded", done.to_dict()
     assert done.model_version and done.faces and len(done.faces) == 1
     with Image.open(io.BytesIO(httpx.get(done.output.url, timeout=30).raise_for_status().content)) as out, \
@@ -228,7 +221,7 @@ def test_worker_killed_mid_job_finishes_it_once(cstack: ContainerStack, gen: Mod
     wait_until(lambda: get_job.sync(job.id, client=client).status == "running", 120, 0.2, "the job to start")
     t0 = time.monotonic()
     _podman("restart", "--time", "0", cstack.name("worker"))  # SIGKILL, no warm shutdown
-    done = _wait_job(gen, client, job.id, timeout=300)
+    done = _wait_job(client, job.id, timeout=300)
     assert done.status == "succeeded" and done.attempts >= 2, done.to_dict()
     print(f"recovered {time.monotonic() - t0:.0f} s after the restart")
     (payload,) = _signed(cstack, "/killed", settle=10)

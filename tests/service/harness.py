@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import socket
 import subprocess
 import threading
@@ -17,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 from PIL import Image
 
 from devstack import (
@@ -37,8 +39,8 @@ from devstack import (
 )
 
 __all__ = ["BIN", "ROOT", "URL_PORTS", "Api", "DribbleServer", "FileServer", "Proc", "Received", "RedisServer",
-           "Stack", "TcpProxy", "WebhookReceiver", "free_port", "holds_for", "job_events", "jpeg_bytes", "lose_worker",
-           "reset_caches", "running_stack", "url_port", "wait_until"]
+           "Stack", "TcpProxy", "WebhookReceiver", "free_port", "generate_client", "holds_for", "job_events",
+           "jpeg_bytes", "lose_worker", "reset_caches", "running_stack", "url_port", "wait_until"]
 
 
 class FileServer:
@@ -225,6 +227,21 @@ def jpeg_bytes(img: Image.Image, quality: int = 90) -> bytes:
     buf = io.BytesIO()
     img.convert("RGB").save(buf, "JPEG", quality=quality)
     return buf.getvalue()
+
+
+def generate_client(api_url: str, tmp: Path) -> Path:
+    """Generate ``portrait_api_client`` from the schema ``api_url`` serves, with a standard generator
+    (openapi-python-client, which runs ruff on its output), into ``tmp``; returns ``tmp`` for sys.path.
+    Every operation must generate (no warning)."""
+    spec = tmp / "openapi.json"
+    spec.write_bytes(httpx.get(f"{api_url}/openapi.json", timeout=10).raise_for_status().content)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    run = subprocess.run([str(BIN / "openapi-python-client"), "generate", "--path", str(spec), "--meta", "none",
+                          "--output-path", str(tmp / "portrait_api_client")], capture_output=True, text=True,
+                         timeout=300, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Warning" not in run.stdout + run.stderr, run.stdout + run.stderr
+    return tmp
 
 
 def job_events(job_id: str) -> list[tuple[str | None, str, str | None]]:

@@ -5,31 +5,17 @@ from __future__ import annotations
 
 import importlib
 import io
-import os
-import subprocess
 import sys
 import uuid
 from pathlib import Path
 
 import httpx
-from harness import BIN, Api, Stack, wait_until
-
-
-def _generate(stack: Stack, tmp: Path) -> Path:
-    spec = tmp / "openapi.json"
-    spec.write_bytes(httpx.get(f"{stack.api_url}/openapi.json", timeout=10).raise_for_status().content)
-    out = tmp / "portrait_api_client"
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # it runs ruff on the output
-    run = subprocess.run([str(BIN / "openapi-python-client"), "generate", "--path", str(spec), "--meta", "none",
-                          "--output-path", str(out)], capture_output=True, text=True, timeout=300, env=env)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "Warning" not in run.stdout + run.stderr, run.stdout + run.stderr  # every operation generated
-    return tmp
+from harness import Api, Stack, generate_client, wait_until
 
 
 def test_a_generated_client_submits_polls_and_reads_errors(stack: Stack, api: Api, portrait_jpeg: bytes,
                                                            tmp_path: Path) -> None:
-    sys.path.insert(0, str(_generate(stack, tmp_path)))
+    sys.path.insert(0, str(generate_client(stack.api_url, tmp_path)))
     try:
         gen = importlib.import_module("portrait_api_client")
         from portrait_api_client.api.jobs import create_job, get_job
