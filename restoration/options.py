@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import typing
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -22,10 +22,11 @@ OutputChoice = Literal[("auto", *OUTPUT_FORMATS)]  # type: ignore[valid-type]  #
 class RestoreOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    fidelity: float = Field(
-        1.0, ge=0.0, le=1.0,
-        description="0 = keep the input face, 1 = the fully restored face (default); in between, a pixel blend "
-                    "of the two in the aligned crop.",
+    fidelity: Annotated[float, Field(ge=0.0, le=1.0)] | Literal["auto"] = Field(
+        "auto",
+        description="auto (default) = chosen per face: a mildly degraded face stays close to the input, a heavy "
+                    "one is restored further while it stays the same person; or a number: 0 = keep the input "
+                    "face, 1 = the fully restored face, in between a pixel blend of the two in the aligned crop.",
     )
     upscale: Literal[1, 2, 4] = Field(2, description="Output scale of the whole photo: 1, 2 or 4.")
     aligned: bool = Field(False, description="Input is already a 512x512 aligned face: no detection, no paste.")
@@ -39,7 +40,7 @@ class RestoreOptions(BaseModel):
     )
     quality: int = Field(95, ge=1, le=100, description="JPEG/WebP quality.")
 
-    @field_validator("upscale", "max_faces", "min_face_size", "quality", mode="before")
+    @field_validator("fidelity", "upscale", "max_faces", "min_face_size", "quality", mode="before")
     @classmethod
     def _no_bools(cls, v: object) -> object:
         """JSON ``true`` is not the number 1 (pydantic's lax mode would take it as such)."""
@@ -76,9 +77,26 @@ def add_option_arguments(parser: argparse.ArgumentParser, fields: tuple[str, ...
         if typing.get_origin(kind) is Literal:
             choices = list(typing.get_args(kind))
             kind = type(choices[0])
-        elif typing.get_origin(kind) is not None:  # Optional[int] -> int
-            kind = next(a for a in typing.get_args(kind) if a is not type(None))
+        elif typing.get_origin(kind) is not None:  # Optional[int] -> int; a number or "auto" -> either
+            kinds = [a for a in typing.get_args(kind) if a is not type(None)]
+            words = [w for a in kinds if typing.get_origin(a) is Literal for w in typing.get_args(a)]
+            number = next(typing.get_args(a)[0] if typing.get_origin(a) is Annotated else a
+                          for a in kinds if typing.get_origin(a) is not Literal)
+            kind = _word_or(number, tuple(words)) if words else number
         parser.add_argument(*flags, dest=name, type=kind, choices=choices, default=info.default, help=help_text)
+
+
+def _word_or(number: type, words: tuple[str, ...]) -> Any:
+    """An argparse ``type`` taking one of ``words`` as written, else a ``number``."""
+    def parse(text: str) -> Any:
+        if text in words:
+            return text
+        try:
+            return number(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {' or '.join(words)} or a number, got {text!r}") from None
+    parse.__name__ = f"{' or '.join(words)} or {number.__name__}"
+    return parse
 
 
 def options_from_args(args: argparse.Namespace, **fixed: Any) -> RestoreOptions:

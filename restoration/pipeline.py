@@ -26,12 +26,13 @@ import cv2
 import numpy as np
 import torch
 
-from restoration import device_stages, image_io
+from restoration import device_stages, fidelity, image_io
 from restoration.alignment import FACE_SIZE, FFHQ_TEMPLATE_512, AlignedFaces, align_faces
 from restoration.background import enhance_background, resolve_method
 from restoration.classical import CLASSICAL_VERSION, ClassicalFaceRestorer
 from restoration.detection import Face, FaceDetector
 from restoration.errors import RestorationError, WeightsMissing
+from restoration.fidelity import AUTO
 from restoration.generator import generator_mask, to_model, to_pixels
 from restoration.image_io import DecodedImage, ImageLimits
 from restoration.options import MASK_SOURCES, RestoreOptions
@@ -136,6 +137,8 @@ class _Photo:
     final: Any = None
     masks: Any = None
     identity: list[float | None] = field(default_factory=list)
+    #: the blend weight each face got (its job's ``fidelity``, or what ``auto`` chose)
+    fidelity: list[float | None] = field(default_factory=list)
     face_timings: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -221,6 +224,12 @@ class Restorer:
         self.generator.to(memory_format=torch.channels_last)  # faster convolutions on CUDA and oneDNN alike
         self.parser, self.part_classes = self._load_parser(parser_backend)
         self.embedder = self._load_embedder()
+        #: fidelity=auto reads each input's NIQE (restoration/fidelity.py); without BasicSR's NIQE
+        #: parameters it restores fully, still falling back where the identity check says so
+        self.estimates_degradation = (self.weights_dir / "metrics" / "niqe_pris_params.npz").is_file()
+        if not self.estimates_degradation:
+            log.warning("no %s: fidelity=auto cannot estimate degradation and starts every face at 1",
+                        self.weights_dir / "metrics" / "niqe_pris_params.npz")
 
     # --- model loading ----------------------------------------------------------------------
     def _load_generator(
@@ -430,6 +439,7 @@ class Restorer:
                 j.final = np.empty((n, FACE_SIZE, FACE_SIZE, 3), np.uint8)
                 j.masks = np.empty((n, FACE_SIZE, FACE_SIZE), np.float32)
             j.identity = [None] * n
+            j.fidelity = [None] * n
             j.face_timings = [{} for _ in range(n)]
             for stage in ("parse", "generate", "identity", "paste"):
                 j.timings.setdefault(stage, 0.0)
@@ -476,27 +486,26 @@ class Restorer:
         self._sync()
         per_parse, per_gen = (time.perf_counter() - t0 - gen_s) * 1000 / n, gen_s * 1000 / n
         tp = time.perf_counter()
+        auto = np.array([j.options.fidelity == AUTO for j, _ in refs])
+        w = self._fidelities(refs, crops)
+        fid_ms = (time.perf_counter() - tp) * 1000 / n
+        tp = time.perf_counter()
         if dev_crops is not None:  # colour match and fidelity of the whole window at once
-            faces = device_stages.match_color(restored, dev_crops, masks)
-            w = torch.tensor([float(j.options.fidelity) for j, _ in refs])
-            blend = (w < 1.0).to(self.device)[:, None, None, None]
-            faces = torch.where(blend, device_stages.mix(faces, dev_crops, w), faces)
+            matched = device_stages.match_color(restored, dev_crops, masks)
+            faces = self._blend(matched, dev_crops, w)
             finals = faces.cpu().numpy() if self.embedder is not None else None
             self._sync()
-            paste_ms = [(time.perf_counter() - tp) * 1000 / n] * n
+            paste_ms = [(time.perf_counter() - tp) * 1000 / n + fid_ms] * n
         else:
-            finals, paste_ms = np.empty_like(host), []
-            for k, (j, _) in enumerate(refs):
+            matched, paste_ms = np.empty_like(host), []
+            for k in range(n):
                 tp = time.perf_counter()
-                face = match_color(host[k], crops[k], masks[k])
-                w = float(j.options.fidelity)
-                if w < 1.0:
-                    face = cv2.addWeighted(face, w, crops[k], 1.0 - w, 0)
-                finals[k] = face
-                paste_ms.append((time.perf_counter() - tp) * 1000)
-            faces = finals
+                matched[k] = match_color(host[k], crops[k], masks[k])
+                paste_ms.append((time.perf_counter() - tp) * 1000 + fid_ms)
+            faces = finals = self._blend(matched, crops, w)
         for k, (j, i) in enumerate(refs):
             j.final[i], j.masks[i] = faces[k], masks[k]
+            j.fidelity[i] = _round(w[k], 3)
             ft = j.face_timings[i]
             ft.update(parse=per_parse, generate=per_gen, paste=paste_ms[k])
             j.timings["paste"] += paste_ms[k]
@@ -504,17 +513,57 @@ class Restorer:
             j.timings["generate"] += per_gen
         if self.embedder is None or finals is None:
             return
+        cos = np.empty(n, np.float32)
         for s in range(0, n, IDENTITY_BATCH):
             t4 = time.perf_counter()
             e = min(n, s + IDENTITY_BATCH)
             # inputs and outputs in one call: one forward pass where the model takes a batch
             emb = np.asarray(self.embedder.embed_aligned(np.concatenate([crops[s:e], finals[s:e]])))
-            cos = np.sum(emb[:e - s] * emb[e - s:], axis=1)
+            cos[s:e] = np.sum(emb[:e - s] * emb[e - s:], axis=1)
             per_id = (time.perf_counter() - t4) * 1000 / (e - s)
-            for k, (j, i) in enumerate(refs[s:e]):
-                j.identity[i] = _round(cos[k], 4)
+            for j, i in refs[s:e]:
                 j.face_timings[i]["identity"] = per_id
                 j.timings["identity"] += per_id
+        # fidelity=auto, step 2 (restoration/fidelity.py): a blend that left the person falls back to FLOOR
+        redo = [k for k in range(n) if auto[k] and w[k] > fidelity.FLOOR and not fidelity.keeps_person(cos[k])]
+        for s in range(0, len(redo), IDENTITY_BATCH):
+            t4 = time.perf_counter()
+            ks = redo[s:s + IDENTITY_BATCH]
+            w[ks] = fidelity.FLOOR
+            again = self._blend(matched[ks], (crops if dev_crops is None else dev_crops)[ks], w[ks])
+            host_again = again if isinstance(again, np.ndarray) else again.cpu().numpy()
+            emb = np.asarray(self.embedder.embed_aligned(np.concatenate([crops[ks], host_again])))
+            cos[ks] = np.sum(emb[:len(ks)] * emb[len(ks):], axis=1)
+            per_id = (time.perf_counter() - t4) * 1000 / len(ks)
+            for m, k in enumerate(ks):
+                j, i = refs[k]
+                j.final[i], j.fidelity[i] = again[m], _round(w[k], 3)
+                j.face_timings[i]["identity"] += per_id
+                j.timings["identity"] += per_id
+        for k, (j, i) in enumerate(refs):
+            j.identity[i] = _round(cos[k], 4)
+
+    def _fidelities(self, refs: list[tuple[_Photo, int]], crops: np.ndarray) -> np.ndarray:
+        """Each face's blend weight: its job's number, or for ``auto`` step 1 of restoration/fidelity.py
+        (from the input crop's NIQE; 1 where the NIQE parameters are missing, see :meth:`__init__`)."""
+        w = np.ones(len(refs), np.float32)
+        for k, (j, _) in enumerate(refs):
+            if j.options.fidelity != AUTO:
+                w[k] = float(j.options.fidelity)
+            elif self.estimates_degradation:
+                w[k] = fidelity.fidelity_for(fidelity.input_niqe(crops[k], self.weights_dir))
+        return w
+
+    def _blend(self, restored: Any, inputs: Any, w: np.ndarray) -> Any:
+        """cv2.addWeighted(restored, w, input, 1 − w) per face (faces at 1 stay as they are), host or device."""
+        if isinstance(restored, torch.Tensor):
+            wt = torch.from_numpy(w)
+            blend = (wt < 1.0).to(self.device)[:, None, None, None]
+            return torch.where(blend, device_stages.mix(restored, inputs, wt), restored)
+        out = restored.copy()
+        for k in np.flatnonzero(w < 1.0):
+            out[k] = cv2.addWeighted(restored[k], float(w[k]), inputs[k], 1.0 - float(w[k]), 0)
+        return out
 
     def _finish(self, job: _Photo, keep_crops: bool, keep_input: bool) -> RestoreResult:
         d, opts, clock = job.decoded, job.options, _Clock(job.timings, self._sync)
@@ -606,5 +655,6 @@ class Restorer:
             "score": None if np.isnan(f.score) else _round(f.score, 4),
             "mask_coverage": _round(masks[i].mean(), 4),
             "identity_cosine": job.identity[i],
+            "fidelity": job.fidelity[i] if i < len(job.fidelity) else None,
             "timings_ms": {k: _round(v) for k, v in job.face_timings[i].items()},
         }

@@ -47,7 +47,9 @@ rm -rf "$stage"/site/ai_edge_litert/{libLiteRtWebGpuAccelerator.so,libLiteRt.so,
 rm -f .gpu/site.zip
 (cd "$stage/site" && python3 -m zipfile -c "$OLDPWD/.gpu/site.zip" .)
 
-mkdir -p .gpu/weights/facexlib .gpu/weights/landmarks .gpu/weights/segmentation .gpu/weights/identity
+mkdir -p .gpu/weights/facexlib .gpu/weights/landmarks .gpu/weights/segmentation .gpu/weights/identity \
+  .gpu/weights/metrics
+cp "$WEIGHTS"/metrics/niqe_pris_params.npz .gpu/weights/metrics/  # fidelity=auto reads each input's NIQE
 cp "$WEIGHTS"/facexlib/detection_mobilenet0.25_Final.pth .gpu/weights/facexlib/
 cp "$WEIGHTS"/landmarks/face_landmarker.task .gpu/weights/landmarks/
 cp "$WEIGHTS"/segmentation/selfie_segmentation.tflite .gpu/weights/segmentation/

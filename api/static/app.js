@@ -65,7 +65,7 @@ function drawFaces(job) {
     svg.append(rect, label);
     const row = tbody.insertRow();
     [i + 1, `${fmt(x1, 0)}, ${fmt(y1, 0)}, ${fmt(x2 - x1, 0)}, ${fmt(y2 - y1, 0)}`, fmt(f.score),
-      fmt(f.mask_coverage, 2), fmt(f.identity_cosine)].forEach((v) => { row.insertCell().textContent = v; });
+      fmt(f.mask_coverage, 2), fmt(f.identity_cosine), fmt(f.fidelity, 2)].forEach((v) => { row.insertCell().textContent = v; });
   });
   $("model").textContent = `model ${job.model_version}; ${(job.faces || []).length} face(s); ` +
     `${job.timings_ms && job.timings_ms.job_total ? Math.round(job.timings_ms.job_total) + " ms on the worker" : ""}`;
@@ -102,7 +102,8 @@ async function submit(event) {
   try {
     const form = new FormData();
     form.append("file", file);
-    form.append("options", JSON.stringify({ upscale: Number($("upscale").value), fidelity: Number($("fidelity").value) }));
+    const fidelity = $("fidelity-auto").checked ? "auto" : Number($("fidelity").value);
+    form.append("options", JSON.stringify({ upscale: Number($("upscale").value), fidelity }));
     const job = await api("/v1/jobs", { method: "POST", body: form, headers: { "Idempotency-Key": newKey() } });
     $("job-id").textContent = job.id;
     showStatus(job);
@@ -123,7 +124,12 @@ function init() {
   ["dragenter", "dragover"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.add("over"); }));
   ["dragleave", "drop"].forEach((t) => drop.addEventListener(t, (e) => { e.preventDefault(); drop.classList.remove("over"); }));
   drop.addEventListener("drop", (e) => setFile(e.dataTransfer.files[0] || null));
-  $("fidelity").addEventListener("input", () => { $("fidelity-value").textContent = $("fidelity").value; });
+  const showFidelity = () => {
+    $("fidelity").disabled = $("fidelity-auto").checked;
+    $("fidelity-value").textContent = $("fidelity-auto").checked ? "auto" : $("fidelity").value;
+  };
+  $("fidelity").addEventListener("input", showFidelity);
+  $("fidelity-auto").addEventListener("change", showFidelity);
   $("slider").addEventListener("input", () => {
     const cut = `inset(0 ${100 - Number($("slider").value)}% 0 0)`;
     $("before-clip").style.clipPath = cut;

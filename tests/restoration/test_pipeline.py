@@ -156,6 +156,68 @@ def test_fidelity_zero_keeps_input_face(restorer, faces_dir) -> None:
     assert np.array_equal(res.restored_crops[0], res.input_crops[0])
 
 
+def _aligned_pair() -> tuple[np.ndarray, np.ndarray]:
+    """The one-face photo's aligned 512 crop as it is (mild) and under the ``heavy`` degradation."""
+    from restoration.degrade import degrade
+
+    clean = cv2.resize(face_photo(), (512, 512), interpolation=cv2.INTER_AREA)
+    return clean, degrade(clean, "heavy", np.random.default_rng(0))
+
+
+def test_fidelity_auto_restores_a_heavier_degradation_further(restorer, faces_dir) -> None:
+    """auto (the default): a clean face stays an even blend with its input, a heavily degraded one
+    is restored further; a number is used as given; the report says which weight each face got."""
+    from restoration import fidelity
+
+    mild, heavy = _aligned_pair()
+    auto = restorer.restore_many([mild, heavy], RestoreOptions(aligned=True, upscale=1), keep_crops=True)
+    (w_mild,), (w_heavy,) = ([f["fidelity"] for f in r.faces] for r in auto)
+    assert RestoreOptions().fidelity == "auto"
+    assert w_mild == fidelity.FLOOR and fidelity.FLOOR < w_heavy <= 1.0
+    fixed = restorer.restore_image(heavy, RestoreOptions(aligned=True, upscale=1, fidelity=0.3), keep_crops=True)
+    assert fixed.faces[0]["fidelity"] == 0.3
+    # the blend really is that weight of the restored face
+    full = restorer.restore_image(heavy, RestoreOptions(aligned=True, upscale=1, fidelity=1.0), keep_crops=True)
+    expect = cv2.addWeighted(full.restored_crops[0], w_heavy, full.input_crops[0], 1 - w_heavy, 0)
+    assert np.abs(auto[1].restored_crops[0].astype(int) - expect).max() <= 1
+
+
+class _Stranger(torch.nn.Module):
+    """A generator that paints one other person's face over every face."""
+
+    model_version = "stranger (test stand-in)"
+
+    def __init__(self, face: np.ndarray) -> None:
+        super().__init__()
+        from restoration.generator import to_model
+
+        self.face = to_model(torch.from_numpy(cv2.resize(face, (512, 512), interpolation=cv2.INTER_AREA))[None])
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.face.to(x).expand_as(x).contiguous()
+
+
+@pytest.mark.parametrize("stages", ["numpy", "torch"])
+def test_fidelity_auto_falls_back_where_the_person_is_lost(weights_dir, faces_dir, stages) -> None:
+    """Step 2: a heavy face whose restoration no longer looks like its input (MobileFaceNet) is blended
+    at the floor instead, and its reported identity cosine is that of what was delivered."""
+    from restoration import fidelity
+    from restoration.pipeline import Restorer
+
+    other = np.asarray(Image.open(faces_dir / "wild" / "cropped" / "diffbir_hermione.jpg").convert("RGB"))
+    r = Restorer(weights_dir, device="cpu", generator=_Stranger(other), background="none",
+                 stages=stages)
+    if r.embedder is None:
+        pytest.skip("no identity embedder weights")
+    _, heavy = _aligned_pair()
+    res = r.restore_image(heavy, RestoreOptions(aligned=True, upscale=1), keep_crops=True)
+    face = res.faces[0]
+    assert fidelity.fidelity_for(fidelity.input_niqe(res.input_crops[0], weights_dir)) > fidelity.FLOOR
+    assert face["fidelity"] == fidelity.FLOOR
+    fixed = r.restore_image(heavy, RestoreOptions(aligned=True, upscale=1, fidelity=1.0))
+    assert face["identity_cosine"] > fixed.faces[0]["identity_cosine"]
+
+
 def test_errors_have_codes(restorer) -> None:
     cases = {
         encode(np.zeros((1, 1, 3), np.uint8)): "image_too_small",

@@ -31,6 +31,7 @@ def test_portrait_is_restored_and_webhook_is_signed(
     assert job["attempts"] == 1
     assert job["model_version"] == CLASSICAL_VERSION, "the job records which model ran (MODEL_PATH here)"
     assert len(job["faces"]) >= 1, "a studio portrait has a face"
+    assert all(f["fidelity"] == 0.7 for f in job["faces"]), "each face reports the blend it got"
     assert {"detect", "total"} <= set(job["timings_ms"]), job["timings_ms"]
 
     # The result downloads through the presigned URL (SeaweedFS checks the signature) at 2x size.

@@ -70,6 +70,8 @@ def _restore_on_the_page(url: str, api: Api, b, tmp_path: Path) -> None:
     cells = [c.text for c in rows[0].find_elements(By.TAG_NAME, "td")]
     cosine = job["faces"][0]["identity_cosine"]
     assert cells[4] == (f"{cosine:.3f}" if cosine is not None else "–"), cells
+    # the page's default is the service's: fidelity auto, and the weight each face got is shown
+    assert job["options"]["fidelity"] == "auto" and cells[5] == f"{job['faces'][0]['fidelity']:.2f}", cells
     assert len(b.find_elements(By.CSS_SELECTOR, "#boxes rect")) == len(job["faces"])
     sizes = b.execute_script("return [document.getElementById('after').naturalWidth,"
                              " document.getElementById('before').naturalWidth]")
