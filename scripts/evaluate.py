@@ -20,8 +20,12 @@ model's mask-free output); with several, the candidate gets a row per source and
 
 The ship rule reads the judge: the candidate ships only if, on both sets and every preset, it recognises at
 least the shipped model's share and its mean distance is no larger. The script prints that verdict and the
-issue's targets against the input. Writes ``<out>/eval.md``, ``<out>/eval.json`` and
-``<out>/grid_<set>_<preset>.png`` (columns: the methods, then the ground truth).
+issue's targets against the input. ``--fidelity auto,0.25,0.5,0.75`` adds candidate rows blended with the
+input as the service's ``fidelity`` option does (``auto``: restoration/fidelity.py; the curve of identity
+and NIQE against fidelity, drawn in ``<out>/fidelity_curve.png``). Writes
+``<out>/eval.md``, ``<out>/eval.json``, ``<out>/faces.json`` (per face and row: judge distance, NIQE and
+MobileFaceNet cosine to the degraded input)
+and ``<out>/grid_<set>_<preset>.png`` (columns: the rows, then the ground truth).
 
     .venv/bin/python scripts/evaluate.py --out out/eval                          # input, classical, shipped
     .venv/bin/python scripts/evaluate.py --model training/resume --out out/eval  # + the candidate
@@ -39,7 +43,9 @@ import cv2
 import numpy as np
 import torch
 
+from restoration import fidelity
 from restoration.degrade import degrade
+from restoration.fidelity import AUTO
 from restoration.generator import from_model, generator_mask, to_model
 from restoration.judge import SAME_PERSON, IdentityJudge
 from restoration.metrics import IdentityScorer, niqe, psnr, ssim
@@ -96,6 +102,62 @@ def model_method(path: Path, device: str, batch: int = 4) -> Method:
         return np.concatenate(outs)
 
     return run
+
+
+def mix(restored: np.ndarray, inputs: np.ndarray, fidelity: float) -> np.ndarray:
+    """The service's fidelity blend (restoration/pipeline.py) of uint8 faces: ``fidelity`` of the restored."""
+    out = restored.astype(np.float32) * fidelity + inputs.astype(np.float32) * (1.0 - fidelity)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def auto_blend(restored: np.ndarray, inputs: np.ndarray, scorer: IdentityScorer, weights_dir: Path
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """``fidelity=auto`` as the service applies it (restoration/fidelity.py): step 1 from each input's
+    NIQE, step 2 with MobileFaceNet (the pipeline's embedder) — never with the dlib judge. Returns the
+    blended faces and the weight each got."""
+    w = np.array([fidelity.fidelity_for(fidelity.input_niqe(x, weights_dir)) for x in inputs], np.float32)
+    out = np.stack([mix(r[None], x[None], float(f))[0] for r, x, f in zip(restored, inputs, w, strict=True)])
+    cos = scorer.cosine(out, inputs)
+    for k in range(len(out)):
+        if w[k] > fidelity.FLOOR and not fidelity.keeps_person(float(cos[k])):
+            out[k] = mix(restored[k:k + 1], inputs[k:k + 1], fidelity.FLOOR)[0]
+            w[k] = fidelity.FLOOR
+    return out, w
+
+
+def plot_curve(results: dict[str, dict[str, dict[str, float]]], cand: str, path: Path) -> None:
+    """Identity (dlib distance, recognised share) and NIQE against fidelity, a line per preset and a panel
+    row per set; 0 is the input, 1 the candidate; ``auto`` is a marker at the mean weight it chose."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in results if "/" in k and cand in results[k]]
+    sets = sorted({k.split(" / ")[0] for k in keys}, key=lambda x: x != "val")
+    fig, axes = plt.subplots(len(sets), 3, figsize=(13, 3.6 * len(sets)), squeeze=False)
+    for r, set_name in enumerate(sets):
+        for key in (k for k in keys if k.startswith(set_name + " /")):
+            rows = results[key]
+            pts = sorted([(0.0, rows["input"]), (1.0, rows[cand])] + [
+                (float(n.rsplit(" ", 1)[1]), v) for n, v in rows.items()
+                if n.startswith(f"{cand}, fidelity ") and not n.endswith(AUTO)])
+            auto = rows.get(f"{cand}, fidelity {AUTO}")
+            for c, (fig_key, label) in enumerate((("id_dist", "dlib distance to the truth ↓"),
+                                                  ("recognised", "recognised by dlib (< 0.6) ↑"),
+                                                  ("niqe", "NIQE ↓"))):
+                ax = axes[r][c]
+                line = ax.plot([x for x, _ in pts], [v[fig_key] for _, v in pts], "o-",
+                               label=key.split(" / ")[1])[0]
+                if auto:
+                    ax.plot([auto["fidelity"]], [auto[fig_key]], "*", ms=14, color=line.get_color())
+                ax.set_title(f"{set_name}: {label}", fontsize=10)
+                ax.set_xlabel("fidelity (0 = input, 1 = restored; ★ = auto at its mean weight)", fontsize=8)
+                ax.grid(alpha=0.3)
+        axes[r][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
 
 
 def _cell(vals: dict[str, float], k: str) -> str:
@@ -156,12 +218,21 @@ def main() -> None:
     ap.add_argument("--masks", default="degraded",
                     help="comma-separated mask sources for the learned models: degraded, clean, none, restored")
     ap.add_argument("--presets", default=",".join(PRESETS))
+    ap.add_argument("--fidelity", default="",
+                    help="comma-separated fidelities below 1 or auto (e.g. auto,0.25,0.5,0.75): extra candidate "
+                    "rows, its output blended with the input as the service's fidelity option does")
     ap.add_argument("--limit", type=int, default=0, help="at most this many faces per set (0 = all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--out", type=Path, default=ROOT / "out" / "eval")
     args = ap.parse_args()
     t0 = time.time()
+    try:
+        fidelities = [f.strip() if f.strip() == AUTO else float(f) for f in args.fidelity.split(",") if f.strip()]
+    except ValueError:
+        fidelities = [-1.0]
+    if any(f != AUTO and not 0.0 <= f < 1.0 for f in fidelities):
+        ap.error("--fidelity: comma-separated values in [0, 1), or auto")
     modes = [m.strip() for m in args.masks.split(",") if m.strip()]
     if not modes or set(modes) - set(MASK_SOURCES):
         ap.error(f"--masks: a comma-separated list of {', '.join(MASK_SOURCES)}")
@@ -210,6 +281,9 @@ def main() -> None:
             return parser.parse(learned(model, models[model])(faces))
         return None
 
+    cand_name = next((n for n, _, m in runs if n.startswith("candidate") and m == modes[0]), "")
+    per_face: dict[str, dict[str, dict[str, list[float]]]] = {}  # faces.json: per-face distance and NIQE
+    grid_columns: list[str] = []
     scorer, judge = IdentityScorer(args.weights_dir), IdentityJudge()
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -240,17 +314,31 @@ def main() -> None:
                 owner = "candidate" if name.startswith("candidate") else name
                 if (mode, owner) not in parsed:
                     parsed[mode, owner] = labels_for(mode, lq, clean, owner)
-                out = outs[name] = fn(lq, parsed[mode, owner])
+                outs[name] = fn(lq, parsed[mode, owner])
+            if cand_name in outs:  # the candidate blended with the input, as the service's fidelity option
+                for f in fidelities:
+                    if f == AUTO:
+                        outs[f"{cand_name}, fidelity {AUTO}"], auto_w = auto_blend(
+                            outs[cand_name], lq, scorer, args.weights_dir)
+                    else:
+                        outs[f"{cand_name}, fidelity {f:g}"] = mix(outs[cand_name], lq, f)
+            for name, out in outs.items():
                 dist = judge.distances(out, ref)
+                face_niqe = [niqe(a, args.weights_dir) for a in out]
                 vals = {"psnr": float(np.mean([psnr(a, b) for a, b in zip(out, gt, strict=True)])),
                         "ssim": float(np.mean([ssim(a, b) for a, b in zip(out, gt, strict=True)])),
                         "recognised": float(np.mean(dist < SAME_PERSON)), "id_dist": float(dist.mean()),
                         "mfn_cos": float(np.mean(scorer.cosine(out, gt))),
-                        "niqe": float(np.mean([niqe(a, args.weights_dir) for a in out]))}
+                        "niqe": float(np.mean(face_niqe))}
+                if name == f"{cand_name}, fidelity {AUTO}":
+                    vals["fidelity"] = float(auto_w.mean())
                 results[key][name] = vals
+                per_face.setdefault(key, {})[name] = {
+                    "id_dist": [round(float(d), 4) for d in dist], "niqe": [round(float(v), 3) for v in face_niqe],
+                    "mfn_input": [round(float(c), 4) for c in scorer.cosine(out, lq)]}
                 lines.append(_row(f"{key} / {name}", vals))
             n = min(6, len(gt))
-            cols = list(outs.values()) + [gt]
+            cols, grid_columns = list(outs.values()) + [gt], list(outs)
             grid = np.concatenate([np.concatenate([c[i] for c in cols], 1) for i in range(n)], 0)
             cv2.imwrite(str(args.out / f"grid_{set_name}_{preset}.png"),
                         cv2.resize(grid[..., ::-1], None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
@@ -263,16 +351,22 @@ def main() -> None:
                 continue
             owner = "candidate" if name.startswith("candidate") else name
             out = fn(wild, labels_for(mode, wild, None, owner))
-            v = float(np.mean([niqe(a, args.weights_dir) for a in out]))
-            results.setdefault(f"wild ({len(wild)})", {})[name] = {"niqe": v}
-            lines.append(_row(f"wild ({len(wild)}) / {name}", {"niqe": v}))
+            blends = {name: out}
+            if name == cand_name:
+                blends.update({f"{name}, fidelity {f if f == AUTO else f'{f:g}'}":
+                               auto_blend(out, wild, scorer, args.weights_dir)[0] if f == AUTO
+                               else mix(out, wild, f) for f in fidelities})
+            for row, o in blends.items():
+                v = float(np.mean([niqe(a, args.weights_dir) for a in o]))
+                results.setdefault(f"wild ({len(wild)})", {})[row] = {"niqe": v}
+                lines.append(_row(f"wild ({len(wild)}) / {row}", {"niqe": v}))
 
     head = [f"Sets: {'; '.join(described)}; wild: {args.wild.name}. Candidate: `{args.model}`; shipped: "
             f"`{args.shipped}`. Masks for the learned models: {', '.join(modes)}. Recognised = dlib ResNet "
             f"distance to the ground truth < {SAME_PERSON} (the independent judge).", ""]
-    tail = ["", f"Columns of grid_<set>_<preset>.png: {' | '.join(n for n, _, _ in runs)} | GT. "
+    tail = ["", f"Columns of grid_<set>_<preset>.png: {' | '.join(grid_columns)} | GT. "
             f"Took {time.time() - t0:.0f} s on {args.device}."]
-    cand = next((n for n, _, m in runs if n.startswith("candidate") and m == modes[0]), None)
+    cand = cand_name or None
     if cand and "shipped" in models:
         ok, rows = ship_verdict(results, cand, "shipped")
         tail += ["", "Ship rule (the independent judge on both sets, every preset): "
@@ -280,12 +374,17 @@ def main() -> None:
                  "| set / preset | shipped: recognised / distance | candidate | candidate ≥ shipped |",
                  "|---|---|---|---|", *rows]
     best = cand or ("shipped" if "shipped" in models else None)
-    if best:
-        tail += ["", f"Targets for `{best}` against the input:", "", "| set / preset | checks |", "|---|---|",
-                 *target_lines(results, best, clean_niqe)]
+    # the service's default is fidelity=auto: its row gets the targets too
+    for row in [best] + ([f"{cand}, fidelity {AUTO}"] if cand and AUTO in fidelities else []):
+        if row:
+            tail += ["", f"Targets for `{row}` against the input:", "", "| set / preset | checks |", "|---|---|",
+                     *target_lines(results, row, clean_niqe)]
     text = "\n".join(head + lines + tail) + "\n"
     (args.out / "eval.md").write_text(text)
     (args.out / "eval.json").write_text(json.dumps(results, indent=1))
+    (args.out / "faces.json").write_text(json.dumps(per_face))
+    if cand and fidelities:
+        plot_curve(results, cand, args.out / "fidelity_curve.png")
     print(text)
 
 
