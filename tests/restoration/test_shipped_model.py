@@ -73,3 +73,41 @@ def test_bf16_restores_like_fp32(weights_dir, val_pairs) -> None:
     a, b = fp32.restore_image(lq, opts).image, bf16.restore_image(lq, opts).image
     assert not np.array_equal(a, b), "bf16 autocast ran"
     assert abs(psnr(a, clean) - psnr(b, clean)) < 0.1
+
+
+def _oval_edge(restored: np.ndarray) -> float:
+    """Mean gradient of a restored 512 face along the oval of :func:`_oval_mask`, over that inside it."""
+    import cv2
+
+    grey = cv2.cvtColor(restored, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    grad = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+    rim, inner = np.zeros((512, 512), np.uint8), np.zeros((512, 512), np.uint8)
+    cv2.ellipse(rim, (256, 280), (140, 180), 0, 0, 360, 1, 6)
+    cv2.ellipse(inner, (256, 280), (110, 150), 0, 0, 360, 1, 6)
+    return float(grad[rim > 0].mean() / grad[inner > 0].mean())
+
+
+def test_a_soft_mask_leaves_a_weaker_ring_where_the_input_has_no_edge() -> None:
+    """The mask-outline ring (docs/TRAINING.md): on a featureless input, the shipped generator draws the
+    hard edge of the part map's face oval; ``mask_blur`` softens the condition and the drawn edge with it."""
+    import dataclasses
+
+    import cv2
+    import torch
+
+    from restoration.generator import Generator, from_model, generator_mask, load_generator, to_model
+    from restoration.parsing import PART_CLASSES
+
+    hard, _ = load_generator(shipped_model(), "cpu")
+    soft = Generator(dataclasses.replace(hard.config, mask_blur=2.0)).eval()
+    soft.load_state_dict(hard.state_dict())
+    labels = np.zeros((512, 512), np.uint8)
+    cv2.ellipse(labels, (256, 280), (140, 180), 0, 0, 360, PART_CLASSES.index("skin"), -1)
+    flat = np.full((1, 512, 512, 3), 150, np.uint8)
+    with torch.no_grad():
+        edge = {name: _oval_edge(from_model(g(to_model(flat), generator_mask(labels[None]), noise_mode="fixed"))[0])
+                for name, g in (("hard", hard), ("soft", soft))}
+        plain = from_model(soft(to_model(flat), None, noise_mode="fixed"))[0]
+    assert edge["hard"] > 4.0, edge  # the ring: an edge the input does not have
+    assert edge["soft"] < 0.75 * edge["hard"], edge
+    assert _oval_edge(plain) < 2.0  # without a mask there is no oval to draw
