@@ -45,7 +45,10 @@ def input_niqe(crop: np.ndarray, weights_dir: Path | str | None = None) -> float
 
 
 def fidelity_for(niqe_value: float) -> float:
-    """Step 1: the blend weight of the restored face for an input of this NIQE, in [FLOOR, 1]."""
+    """Step 1: the blend weight of the restored face for an input of this NIQE, in [FLOOR, 1]; FLOOR for
+    an input NIQE cannot measure (NaN: a flat crop)."""
+    if not np.isfinite(niqe_value):
+        return FLOOR
     t = (niqe_value - MILD_NIQE) / (HEAVY_NIQE - MILD_NIQE)
     return FLOOR + (1.0 - FLOOR) * float(np.clip(t, 0.0, 1.0))
 

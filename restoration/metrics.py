@@ -16,8 +16,8 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
+import cv2
 import numpy as np
-from scipy.ndimage import convolve
 from scipy.special import gamma
 
 from restoration.paths import default_weights_dir
@@ -76,25 +76,37 @@ _GAM = np.arange(0.2, 10.001, 0.001)
 _R_GAM = gamma(2 / _GAM) ** 2 / (gamma(1 / _GAM) * gamma(3 / _GAM))
 
 
-def _aggd(block: np.ndarray) -> tuple[float, float, float]:
-    block = block.ravel()
-    left = np.sqrt(np.mean(block[block < 0] ** 2))
-    right = np.sqrt(np.mean(block[block > 0] ** 2))
-    g = left / right
-    rhat = np.mean(np.abs(block)) ** 2 / np.mean(block**2)
-    rnorm = rhat * (g**3 + 1) * (g + 1) / (g**2 + 1) ** 2
-    alpha = _GAM[np.argmin((_R_GAM - rnorm) ** 2)]
+def _aggd(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Asymmetric generalised Gaussian fits of N blocks (N×B×B) at once: alpha, left and right scale."""
+    v = blocks.reshape(len(blocks), -1)
+    sq = v**2
+    with np.errstate(invalid="ignore", divide="ignore"):  # a block with no negative (positive) value: NaN
+        left = np.sqrt(np.where(v < 0, sq, 0).sum(1) / (v < 0).sum(1))
+        right = np.sqrt(np.where(v > 0, sq, 0).sum(1) / (v > 0).sum(1))
+        g = left / right
+        rhat = np.abs(v).mean(1) ** 2 / sq.mean(1)
+        rnorm = rhat * (g**3 + 1) * (g + 1) / (g**2 + 1) ** 2
+    alpha = _GAM[np.argmin((_R_GAM[None, :] - rnorm[:, None]) ** 2, axis=1)]
     k = np.sqrt(gamma(1 / alpha) / gamma(3 / alpha))
-    return float(alpha), float(left * k), float(right * k)
+    return alpha, left * k, right * k
 
 
-def _features(block: np.ndarray) -> list[float]:
-    alpha, bl, br = _aggd(block)
+def _features(blocks: np.ndarray) -> np.ndarray:
+    """BasicSR's 18 NIQE features of each of N blocks (N×B×B) -> N×18."""
+    alpha, bl, br = _aggd(blocks)
     feat = [alpha, (bl + br) / 2]
     for shift in ((0, 1), (1, 0), (1, 1), (1, -1)):
-        alpha, bl, br = _aggd(block * np.roll(block, shift, axis=(0, 1)))
+        alpha, bl, br = _aggd(blocks * np.roll(blocks, shift, axis=(1, 2)))
         feat += [alpha, (br - bl) * gamma(2 / alpha) / gamma(1 / alpha), bl, br]
-    return feat
+    return np.stack(feat, axis=1)
+
+
+def _local_normalise(y: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """MSCN coefficients: (y − μ) / (σ + 1) with the Gaussian ``window``, borders replicated
+    (scipy.ndimage's ``nearest``; cv2.filter2D correlates, the symmetric window makes that a convolution)."""
+    mu = cv2.filter2D(y, cv2.CV_64F, window, borderType=cv2.BORDER_REPLICATE)
+    sigma = np.sqrt(np.abs(cv2.filter2D(y * y, cv2.CV_64F, window, borderType=cv2.BORDER_REPLICATE) - mu**2))
+    return (y - mu) / (sigma + 1)
 
 
 @lru_cache(maxsize=2)
@@ -106,7 +118,8 @@ def _niqe_params(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def niqe(
     img: np.ndarray, weights_dir: Path | str | None = None, crop_border: int = 0, block: int = 96
 ) -> float:
-    """NIQE of a uint8 RGB image (lower = more natural), as BasicSR's ``calculate_niqe(img, crop_border)``."""
+    """NIQE of a uint8 RGB image (lower = more natural), as BasicSR's ``calculate_niqe(img, crop_border)``;
+    NaN for an image with fewer than two blocks that have statistics (a flat image)."""
     path = Path(weights_dir or default_weights_dir()) / "metrics" / "niqe_pris_params.npz"
     if not path.is_file():
         from restoration.errors import WeightsMissing
@@ -125,19 +138,18 @@ def niqe(
     y = y[: nh * block, : nw * block]
     dist = []
     for scale in (1, 2):
-        mu = convolve(y, window, mode="nearest")
-        sigma = np.sqrt(np.abs(convolve(y**2, window, mode="nearest") - mu**2))
-        yn = (y - mu) / (sigma + 1)
+        yn = _local_normalise(y, window)
         b = block // scale
-        dist.append(np.array([_features(yn[i * b:(i + 1) * b, j * b:(j + 1) * b])
-                              for j in range(nw) for i in range(nh)]))
+        blocks = yn[: nh * b, : nw * b].reshape(nh, b, nw, b).transpose(2, 0, 1, 3).reshape(-1, b, b)
+        dist.append(_features(blocks))  # blocks column by column, as BasicSR's loop
         if scale == 1:
             y = matlab_imresize(y / 255.0, 0.5) * 255.0
     d = np.concatenate(dist, axis=1)
-    mu_d = np.nanmean(d, axis=0)
-    cov_d = np.cov(d[~np.isnan(d).any(axis=1)], rowvar=False)
-    diff = mu_p - mu_d
-    return float(np.sqrt(diff @ np.linalg.pinv((cov_p + cov_d) / 2) @ diff))
+    valid = d[~np.isnan(d).any(axis=1)]
+    if len(valid) < 2:  # flat blocks have no statistics: a flat image is not measurable
+        return float("nan")
+    diff = mu_p - valid.mean(axis=0)
+    return float(np.sqrt(diff @ np.linalg.pinv((cov_p + np.cov(valid, rowvar=False)) / 2) @ diff))
 
 
 # --------------------------------------------------------------------------------------- identity

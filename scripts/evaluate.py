@@ -299,7 +299,7 @@ def main() -> None:
         if "clean" in modes and clean is None:
             ap.error(f"--masks clean: {pack} has no masks/ (scripts/make_pack.py --masks landmarks)")
         ref = judge.reference(gt)
-        clean_niqe[set_name] = float(np.mean([niqe(a, args.weights_dir) for a in gt]))
+        clean_niqe[set_name] = float(np.nanmean([niqe(a, args.weights_dir) for a in gt]))
         results[f"{set_name} clean"] = {"ground truth": {"niqe": clean_niqe[set_name]}}
         lines.append(_row(f"{set_name} / ground truth", {"niqe": clean_niqe[set_name]}))
         sources = sorted({e.source for e in entries})
@@ -329,7 +329,7 @@ def main() -> None:
                         "ssim": float(np.mean([ssim(a, b) for a, b in zip(out, gt, strict=True)])),
                         "recognised": float(np.mean(dist < SAME_PERSON)), "id_dist": float(dist.mean()),
                         "mfn_cos": float(np.mean(scorer.cosine(out, gt))),
-                        "niqe": float(np.mean(face_niqe))}
+                        "niqe": float(np.nanmean(face_niqe))}
                 if name == f"{cand_name}, fidelity {AUTO}":
                     vals["fidelity"] = float(auto_w.mean())
                 results[key][name] = vals
@@ -357,7 +357,7 @@ def main() -> None:
                                auto_blend(out, wild, scorer, args.weights_dir)[0] if f == AUTO
                                else mix(out, wild, f) for f in fidelities})
             for row, o in blends.items():
-                v = float(np.mean([niqe(a, args.weights_dir) for a in o]))
+                v = float(np.nanmean([niqe(a, args.weights_dir) for a in o]))
                 results.setdefault(f"wild ({len(wild)})", {})[row] = {"niqe": v}
                 lines.append(_row(f"wild ({len(wild)}) / {row}", {"niqe": v}))
 

@@ -82,7 +82,7 @@ class Validator:
             r["id_cos"] = float(np.mean(self.identity.cosine(out, self.gt)))
         if with_niqe:  # ~0.3 s a face: the final validation of a chunk only
             try:
-                r["niqe"] = float(np.mean([niqe(o, self.weights_dir) for o in out]))
+                r["niqe"] = float(np.nanmean([niqe(o, self.weights_dir) for o in out]))
             except Exception as e:  # no NIQE parameters: the other figures still count
                 print(f"validation without NIQE: {e}")
         return r

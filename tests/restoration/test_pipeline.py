@@ -176,6 +176,8 @@ def test_fidelity_auto_restores_a_heavier_degradation_further(restorer, faces_di
     assert w_mild == fidelity.FLOOR and fidelity.FLOOR < w_heavy <= 1.0
     fixed = restorer.restore_image(heavy, RestoreOptions(aligned=True, upscale=1, fidelity=0.3), keep_crops=True)
     assert fixed.faces[0]["fidelity"] == 0.3
+    flat = restorer.restore_image(np.full((512, 512, 3), 128, np.uint8), RestoreOptions(aligned=True, upscale=1))
+    assert flat.faces[0]["fidelity"] == fidelity.FLOOR, "a crop NIQE cannot measure stays close to its input"
     # the blend really is that weight of the restored face
     full = restorer.restore_image(heavy, RestoreOptions(aligned=True, upscale=1, fidelity=1.0), keep_crops=True)
     expect = cv2.addWeighted(full.restored_crops[0], w_heavy, full.input_crops[0], 1 - w_heavy, 0)
