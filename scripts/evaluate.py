@@ -20,8 +20,8 @@ model's mask-free output); with several, the candidate gets a row per source and
 
 The ship rule reads the judge: the candidate ships only if, on both sets and every preset, it recognises at
 least the shipped model's share and its mean distance is no larger. The script prints that verdict and the
-issue's targets against the input. ``--fidelity auto,0.25,0.5,0.75`` adds candidate rows blended with the
-input as the service's ``fidelity`` option does (``auto``: restoration/fidelity.py; the curve of identity
+issue's targets against the input. ``--fidelity auto,0.25,0.5,0.75`` adds rows of the learned models blended with
+the input as the service's ``fidelity`` option does (``auto``: restoration/fidelity.py; the curve of identity
 and NIQE against fidelity, drawn in ``<out>/fidelity_curve.png``). Writes
 ``<out>/eval.md``, ``<out>/eval.json``, ``<out>/faces.json`` (per face and row: judge distance, NIQE and
 MobileFaceNet cosine to the degraded input)
@@ -125,30 +125,32 @@ def auto_blend(restored: np.ndarray, inputs: np.ndarray, scorer: IdentityScorer,
     return out, w
 
 
-def plot_curve(results: dict[str, dict[str, dict[str, float]]], cand: str, path: Path) -> None:
-    """Identity (dlib distance, recognised share) and NIQE against fidelity, a line per preset and a panel
-    row per set; 0 is the input, 1 the candidate; ``auto`` is a marker at the mean weight it chose."""
+def plot_curve(results: dict[str, dict[str, dict[str, float]]], methods: list[str], path: Path) -> None:
+    """Identity (dlib distance, recognised share) and NIQE against fidelity, a line per preset and method
+    (shipped dashed) and a panel row per set; 0 is the input, 1 the method's output; ``auto`` is a star at
+    the mean weight it chose."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = [k for k in results if "/" in k and cand in results[k]]
+    keys = [k for k in results if "/" in k and methods[-1] in results[k]]
     sets = sorted({k.split(" / ")[0] for k in keys}, key=lambda x: x != "val")
     fig, axes = plt.subplots(len(sets), 3, figsize=(13, 3.6 * len(sets)), squeeze=False)
     for r, set_name in enumerate(sets):
-        for key in (k for k in keys if k.startswith(set_name + " /")):
+        for key, cand in ((k, m) for k in keys if k.startswith(set_name + " /") for m in methods):
             rows = results[key]
             pts = sorted([(0.0, rows["input"]), (1.0, rows[cand])] + [
                 (float(n.rsplit(" ", 1)[1]), v) for n, v in rows.items()
                 if n.startswith(f"{cand}, fidelity ") and not n.endswith(AUTO)])
             auto = rows.get(f"{cand}, fidelity {AUTO}")
+            style = "o--" if cand == "shipped" and len(methods) > 1 else "o-"
             for c, (fig_key, label) in enumerate((("id_dist", "dlib distance to the truth ↓"),
                                                   ("recognised", "recognised by dlib (< 0.6) ↑"),
                                                   ("niqe", "NIQE ↓"))):
                 ax = axes[r][c]
-                line = ax.plot([x for x, _ in pts], [v[fig_key] for _, v in pts], "o-",
-                               label=key.split(" / ")[1])[0]
+                line = ax.plot([x for x, _ in pts], [v[fig_key] for _, v in pts], style,
+                               label=f"{key.split(' / ')[1]}, {cand}")[0]
                 if auto:
                     ax.plot([auto["fidelity"]], [auto[fig_key]], "*", ms=14, color=line.get_color())
                 ax.set_title(f"{set_name}: {label}", fontsize=10)
@@ -219,8 +221,8 @@ def main() -> None:
                     help="comma-separated mask sources for the learned models: degraded, clean, none, restored")
     ap.add_argument("--presets", default=",".join(PRESETS))
     ap.add_argument("--fidelity", default="",
-                    help="comma-separated fidelities below 1 or auto (e.g. auto,0.25,0.5,0.75): extra candidate "
-                    "rows, its output blended with the input as the service's fidelity option does")
+                    help="comma-separated fidelities below 1 or auto (e.g. auto,0.25,0.5,0.75): extra rows of the "
+                    "shipped model and the candidate, blended with the input as the service's fidelity option does")
     ap.add_argument("--limit", type=int, default=0, help="at most this many faces per set (0 = all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -315,13 +317,14 @@ def main() -> None:
                 if (mode, owner) not in parsed:
                     parsed[mode, owner] = labels_for(mode, lq, clean, owner)
                 outs[name] = fn(lq, parsed[mode, owner])
-            if cand_name in outs:  # the candidate blended with the input, as the service's fidelity option
+            auto_w = {}
+            for base in (b for b in ("shipped", cand_name) if b in outs):  # blended as the service does
                 for f in fidelities:
                     if f == AUTO:
-                        outs[f"{cand_name}, fidelity {AUTO}"], auto_w = auto_blend(
-                            outs[cand_name], lq, scorer, args.weights_dir)
+                        outs[f"{base}, fidelity {AUTO}"], auto_w[f"{base}, fidelity {AUTO}"] = auto_blend(
+                            outs[base], lq, scorer, args.weights_dir)
                     else:
-                        outs[f"{cand_name}, fidelity {f:g}"] = mix(outs[cand_name], lq, f)
+                        outs[f"{base}, fidelity {f:g}"] = mix(outs[base], lq, f)
             for name, out in outs.items():
                 dist = judge.distances(out, ref)
                 face_niqe = [niqe(a, args.weights_dir) for a in out]
@@ -330,15 +333,17 @@ def main() -> None:
                         "recognised": float(np.mean(dist < SAME_PERSON)), "id_dist": float(dist.mean()),
                         "mfn_cos": float(np.mean(scorer.cosine(out, gt))),
                         "niqe": float(np.nanmean(face_niqe))}
-                if name == f"{cand_name}, fidelity {AUTO}":
-                    vals["fidelity"] = float(auto_w.mean())
+                if name in auto_w:
+                    vals["fidelity"] = float(auto_w[name].mean())
                 results[key][name] = vals
                 per_face.setdefault(key, {})[name] = {
                     "id_dist": [round(float(d), 4) for d in dist], "niqe": [round(float(v), 3) for v in face_niqe],
                     "mfn_input": [round(float(c), 4) for c in scorer.cosine(out, lq)]}
                 lines.append(_row(f"{key} / {name}", vals))
             n = min(6, len(gt))
-            cols, grid_columns = list(outs.values()) + [gt], list(outs)
+            # the grid: every method at its own output and at auto (the fixed blends are in the curve)
+            grid_columns = [k for k in outs if ", fidelity " not in k or k.endswith(AUTO)]
+            cols = [outs[k] for k in grid_columns] + [gt]
             grid = np.concatenate([np.concatenate([c[i] for c in cols], 1) for i in range(n)], 0)
             cv2.imwrite(str(args.out / f"grid_{set_name}_{preset}.png"),
                         cv2.resize(grid[..., ::-1], None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
@@ -352,7 +357,7 @@ def main() -> None:
             owner = "candidate" if name.startswith("candidate") else name
             out = fn(wild, labels_for(mode, wild, None, owner))
             blends = {name: out}
-            if name == cand_name:
+            if name in ("shipped", cand_name):
                 blends.update({f"{name}, fidelity {f if f == AUTO else f'{f:g}'}":
                                auto_blend(out, wild, scorer, args.weights_dir)[0] if f == AUTO
                                else mix(out, wild, f) for f in fidelities})
@@ -373,9 +378,17 @@ def main() -> None:
                  f"**{'the candidate may ship' if ok else 'keep the shipped model'}**.", "",
                  "| set / preset | shipped: recognised / distance | candidate | candidate ≥ shipped |",
                  "|---|---|---|---|", *rows]
+        if AUTO in fidelities:  # the same comparison as the service delivers it by default
+            ok_auto, rows = ship_verdict(results, f"{cand}, fidelity {AUTO}", f"shipped, fidelity {AUTO}")
+            tail += ["", f"The same at fidelity={AUTO}, the service's default: "
+                     f"**{'the candidate is at least as good' if ok_auto else 'the candidate falls short'}**.", "",
+                     "| set / preset | shipped: recognised / distance | candidate | candidate ≥ shipped |",
+                     "|---|---|---|---|", *rows]
     best = cand or ("shipped" if "shipped" in models else None)
     # the service's default is fidelity=auto: its row gets the targets too
-    for row in [best] + ([f"{cand}, fidelity {AUTO}"] if cand and AUTO in fidelities else []):
+    auto_rows = [f"{m}, fidelity {AUTO}" for m in ("shipped", cand) if m and AUTO in fidelities
+                 and any(f"{m}, fidelity {AUTO}" in v for v in results.values())]
+    for row in [best, *auto_rows]:
         if row:
             tail += ["", f"Targets for `{row}` against the input:", "", "| set / preset | checks |", "|---|---|",
                      *target_lines(results, row, clean_niqe)]
@@ -383,8 +396,9 @@ def main() -> None:
     (args.out / "eval.md").write_text(text)
     (args.out / "eval.json").write_text(json.dumps(results, indent=1))
     (args.out / "faces.json").write_text(json.dumps(per_face))
-    if cand and fidelities:
-        plot_curve(results, cand, args.out / "fidelity_curve.png")
+    curves = [m for m in ("shipped", cand) if m and any(m in v for v in results.values())]
+    if curves and fidelities:
+        plot_curve(results, curves, args.out / "fidelity_curve.png")
     print(text)
 
 
