@@ -152,6 +152,18 @@ def niqe(
     return float(np.sqrt(diff @ np.linalg.pinv((cov_p + np.cov(valid, rowvar=False)) / 2) @ diff))
 
 
+# ----------------------------------------------------------------------------------------- artefacts
+
+
+def colour_shift(out: np.ndarray, ref: np.ndarray) -> float:
+    """CIE76 ΔE between the mean Lab colours of two uint8 RGB images: a whole-crop colour shift (a face and
+    background gone pale or grey) moves the mean; detail does not (≈ 2.3 is a just-noticeable difference)."""
+    def mean_lab(img: np.ndarray) -> np.ndarray:
+        return cv2.cvtColor(img.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab).reshape(-1, 3).mean(0)
+
+    return float(np.linalg.norm(mean_lab(out) - mean_lab(ref)))
+
+
 # --------------------------------------------------------------------------------------- identity
 
 class IdentityScorer:

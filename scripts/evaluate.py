@@ -8,8 +8,10 @@ Two sets of faces, each degraded with every preset (gfpgan, heavy, mixed) at fix
 
 Per method and preset: PSNR, SSIM, the **independent identity judge** (dlib's ResNet, never trained
 against: ``restoration/judge.py``) as the share of faces still recognised (distance < 0.6) and the mean
-distance, MobileFaceNet cosine (the training loss's network: a second, flattering figure) and NIQE. NIQE of
-``$FACES_DIR/wild/cropped`` (real degraded faces, no ground truth) too.
+distance, MobileFaceNet cosine (the training loss's network: a second, flattering figure), NIQE, and
+``colour`` (restoration/metrics.py: ΔE between the mean Lab colours of output and truth, a whole-crop
+colour shift; the input's is what the degradation shifted). NIQE of ``$FACES_DIR/wild/cropped`` (real
+degraded faces, no ground truth) too.
 
 Methods: ``input`` (the degraded face, back at 512 by the degradation's up-sampling), ``classical``
 (bilateral denoise + unsharp mask), ``shipped`` (``--shipped``, default the committed weights) and
@@ -48,7 +50,7 @@ from restoration.degrade import degrade
 from restoration.fidelity import AUTO
 from restoration.generator import from_model, generator_mask, to_model
 from restoration.judge import SAME_PERSON, IdentityJudge
-from restoration.metrics import IdentityScorer, niqe, psnr, ssim
+from restoration.metrics import IdentityScorer, colour_shift, niqe, psnr, ssim
 from restoration.paths import default_faces_dir, default_weights_dir
 from restoration.training.data import read_labels, read_pack, read_rgb
 
@@ -57,9 +59,9 @@ PRESETS = ("gfpgan", "heavy", "mixed")
 MASK_SOURCES = ("clean", "degraded", "none", "restored")
 SHIPPED = ROOT / "restoration" / "weights" / "restorer.safetensors"
 SIZE = 512
-FIGURES = ("psnr", "ssim", "recognised", "id_dist", "mfn_cos", "niqe")
+FIGURES = ("psnr", "ssim", "recognised", "id_dist", "mfn_cos", "niqe", "colour")
 HEADER = ("| set / preset / method | PSNR ↑ | SSIM ↑ | recognised (dlib) ↑ | id distance (dlib) ↓ "
-          "| MobileFaceNet cos ↑ | NIQE ↓ |")
+          "| MobileFaceNet cos ↑ | NIQE ↓ | colour ΔE ↓ |")
 
 Method = Callable[[np.ndarray, np.ndarray | None], np.ndarray]  # (N×S×S×3 uint8, labels or None) -> uint8
 
@@ -164,7 +166,7 @@ def plot_curve(results: dict[str, dict[str, dict[str, float]]], methods: list[st
 
 def _cell(vals: dict[str, float], k: str) -> str:
     v = vals.get(k)
-    return "–" if v is None else f"{v:.3f}" if k not in ("psnr", "niqe") else f"{v:.2f}"
+    return "–" if v is None else f"{v:.3f}" if k not in ("psnr", "niqe", "colour") else f"{v:.2f}"
 
 
 def _row(name: str, vals: dict[str, float]) -> str:
@@ -290,7 +292,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict[str, dict[str, float]]] = {}
     clean_niqe: dict[str, float] = {}
-    lines = [HEADER, "|---|---|---|---|---|---|---|"]
+    lines = [HEADER, "|---" * (len(FIGURES) + 1) + "|"]
     described = []
     for set_name, pack in sets.items():
         entries = read_pack(pack, "val")
@@ -332,7 +334,8 @@ def main() -> None:
                         "ssim": float(np.mean([ssim(a, b) for a, b in zip(out, gt, strict=True)])),
                         "recognised": float(np.mean(dist < SAME_PERSON)), "id_dist": float(dist.mean()),
                         "mfn_cos": float(np.mean(scorer.cosine(out, gt))),
-                        "niqe": float(np.nanmean(face_niqe))}
+                        "niqe": float(np.nanmean(face_niqe)),
+                        "colour": float(np.mean([colour_shift(a, b) for a, b in zip(out, gt, strict=True)]))}
                 if name in auto_w:
                     vals["fidelity"] = float(auto_w[name].mean())
                 results[key][name] = vals

@@ -49,3 +49,15 @@ def test_niqe_of_a_flat_image_is_nan_not_an_error() -> None:
     flat = np.full((512, 512, 3), 128, np.uint8)
     assert np.isnan(niqe(flat, WEIGHTS_DIR))
     assert fidelity.fidelity_for(niqe(flat, WEIGHTS_DIR)) == fidelity.FLOOR
+
+
+def test_colour_shift_sees_a_pale_grey_crop_not_detail() -> None:
+    """The issue's colour shift (a crop gone pale and grey) moves the mean Lab colour; noise does not."""
+    from restoration.metrics import colour_shift
+
+    face = clean_face(256)
+    grey = np.repeat(face.mean(axis=2, keepdims=True), 3, axis=2)
+    pale = (0.6 * grey + 0.4 * 200).astype(np.uint8)
+    noisy = apply("gaussian_noise", face, 10, np.random.default_rng(0))
+    assert colour_shift(face, face) == 0.0
+    assert colour_shift(pale, face) > 5.0 > 1.5 > colour_shift(noisy, face)
