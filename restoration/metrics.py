@@ -145,10 +145,12 @@ def niqe(
         if scale == 1:
             y = matlab_imresize(y / 255.0, 0.5) * 255.0
     d = np.concatenate(dist, axis=1)
-    valid = d[~np.isnan(d).any(axis=1)]
-    if len(valid) < 2:  # flat blocks have no statistics: a flat image is not measurable
+    valid = d[~np.isnan(d).any(axis=1)]  # BasicSR: the mean over every block's features, the covariance
+    with np.errstate(invalid="ignore"):  # over the blocks whose features are all defined
+        mu_d = np.nanmean(d, axis=0) if len(valid) else np.full(d.shape[1], np.nan)
+    if len(valid) < 2 or np.isnan(mu_d).any():  # flat blocks have no statistics: not measurable
         return float("nan")
-    diff = mu_p - valid.mean(axis=0)
+    diff = mu_p - mu_d
     return float(np.sqrt(diff @ np.linalg.pinv((cov_p + np.cov(valid, rowvar=False)) / 2) @ diff))
 
 

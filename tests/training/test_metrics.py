@@ -48,6 +48,11 @@ def test_niqe_of_a_flat_image_is_nan_not_an_error() -> None:
 
     flat = np.full((512, 512, 3), 128, np.uint8)
     assert np.isnan(niqe(flat, WEIGHTS_DIR))
+    # partly flat (a black band, a blown-out backdrop): BasicSR's mean over every block, not only the
+    # blocks with all features defined (values of the per-block loop it replaced)
+    band, sky = clean_face(512), clean_face(512)
+    band[:, :200], sky[:150] = 0, 255
+    assert abs(niqe(band, WEIGHTS_DIR) - 28.0243) < 1e-3 and abs(niqe(sky, WEIGHTS_DIR) - 5.7642) < 1e-3
     assert fidelity.fidelity_for(niqe(flat, WEIGHTS_DIR)) == fidelity.FLOOR
 
 
