@@ -110,7 +110,8 @@ class Settings(BaseSettings):
     device: str = Field("auto", description="Torch device for the pipeline: auto, cpu, cuda, cuda:N.")
     weights_dir: Path = Field(
         default_factory=default_weights_dir,
-        description="Third-party weights (facexlib/, identity/, landmarks/). Never committed.",
+        description="Third-party weights (facexlib/, identity/, landmarks/, segmentation/, and "
+                    "metrics/niqe_pris_params.npz, which fidelity=auto reads). Never committed.",
     )
     model_path: Path | None = Field(
         None, description="Generator weights (.safetensors); unset = the project's shipped default "

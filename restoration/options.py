@@ -24,9 +24,9 @@ class RestoreOptions(BaseModel):
 
     fidelity: Annotated[float, Field(ge=0.0, le=1.0)] | Literal["auto"] = Field(
         "auto",
-        description="auto (default) = chosen per face: a mildly degraded face stays close to the input, a heavy "
-                    "one is restored further while it stays the same person; or a number: 0 = keep the input "
-                    "face, 1 = the fully restored face, in between a pixel blend of the two in the aligned crop.",
+        description="auto = chosen per face: a mildly degraded face stays close to the input, a heavy one is "
+                    "restored further while it stays the same person; or a number: 0 = keep the input face, "
+                    "1 = the fully restored face, in between a pixel blend of the two in the aligned crop.",
     )
     upscale: Literal[1, 2, 4] = Field(2, description="Output scale of the whole photo: 1, 2 or 4.")
     aligned: bool = Field(False, description="Input is already a 512x512 aligned face: no detection, no paste.")
@@ -40,7 +40,16 @@ class RestoreOptions(BaseModel):
     )
     quality: int = Field(95, ge=1, le=100, description="JPEG/WebP quality.")
 
-    @field_validator("fidelity", "upscale", "max_faces", "min_face_size", "quality", mode="before")
+    @field_validator("fidelity", mode="before")
+    @classmethod
+    def _auto_or_unit_number(cls, v: object) -> object:
+        """One message for every wrong fidelity (pydantic's union would report its branches' tags)."""
+        ok = v == "auto" or (isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v <= 1.0)
+        if not ok:
+            raise ValueError(f'expected "auto" or a number from 0 to 1, got {v!r}')
+        return v
+
+    @field_validator("upscale", "max_faces", "min_face_size", "quality", mode="before")
     @classmethod
     def _no_bools(cls, v: object) -> object:
         """JSON ``true`` is not the number 1 (pydantic's lax mode would take it as such)."""

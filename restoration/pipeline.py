@@ -485,24 +485,23 @@ class Restorer:
         masks = self._masks(labels_out, n)
         self._sync()
         per_parse, per_gen = (time.perf_counter() - t0 - gen_s) * 1000 / n, gen_s * 1000 / n
-        tp = time.perf_counter()
         auto = np.array([j.options.fidelity == AUTO for j, _ in refs])
-        w = self._fidelities(refs, crops)
-        fid_ms = (time.perf_counter() - tp) * 1000 / n
+        w, fid_ms = self._fidelities(refs, crops)  # fid_ms: each auto face's NIQE, counted in its paste
         tp = time.perf_counter()
         if dev_crops is not None:  # colour match and fidelity of the whole window at once
             matched = device_stages.match_color(restored, dev_crops, masks)
             faces = self._blend(matched, dev_crops, w)
             finals = faces.cpu().numpy() if self.embedder is not None else None
             self._sync()
-            paste_ms = [(time.perf_counter() - tp) * 1000 / n + fid_ms] * n
+            paste_ms = list((time.perf_counter() - tp) * 1000 / n + fid_ms)
         else:
-            matched, paste_ms = np.empty_like(host), []
+            matched, finals, paste_ms = np.empty_like(host), np.empty_like(host), []
             for k in range(n):
                 tp = time.perf_counter()
                 matched[k] = match_color(host[k], crops[k], masks[k])
-                paste_ms.append((time.perf_counter() - tp) * 1000 + fid_ms)
-            faces = finals = self._blend(matched, crops, w)
+                finals[k] = self._blend(matched[k:k + 1], crops[k:k + 1], w[k:k + 1])[0]
+                paste_ms.append((time.perf_counter() - tp) * 1000 + fid_ms[k])
+            faces = finals
         for k, (j, i) in enumerate(refs):
             j.final[i], j.masks[i] = faces[k], masks[k]
             j.fidelity[i] = _round(w[k], 3)
@@ -513,13 +512,14 @@ class Restorer:
             j.timings["generate"] += per_gen
         if self.embedder is None or finals is None:
             return
-        cos = np.empty(n, np.float32)
+        cos, emb_in = np.empty(n, np.float32), [None] * n
         for s in range(0, n, IDENTITY_BATCH):
             t4 = time.perf_counter()
             e = min(n, s + IDENTITY_BATCH)
             # inputs and outputs in one call: one forward pass where the model takes a batch
             emb = np.asarray(self.embedder.embed_aligned(np.concatenate([crops[s:e], finals[s:e]])))
             cos[s:e] = np.sum(emb[:e - s] * emb[e - s:], axis=1)
+            emb_in[s:e] = list(emb[:e - s])
             per_id = (time.perf_counter() - t4) * 1000 / (e - s)
             for j, i in refs[s:e]:
                 j.face_timings[i]["identity"] = per_id
@@ -532,8 +532,8 @@ class Restorer:
             w[ks] = fidelity.FLOOR
             again = self._blend(matched[ks], (crops if dev_crops is None else dev_crops)[ks], w[ks])
             host_again = again if isinstance(again, np.ndarray) else again.cpu().numpy()
-            emb = np.asarray(self.embedder.embed_aligned(np.concatenate([crops[ks], host_again])))
-            cos[ks] = np.sum(emb[:len(ks)] * emb[len(ks):], axis=1)
+            emb = np.asarray(self.embedder.embed_aligned(host_again))  # the inputs' are known
+            cos[ks] = np.sum(np.stack([emb_in[k] for k in ks]) * emb, axis=1)
             per_id = (time.perf_counter() - t4) * 1000 / len(ks)
             for m, k in enumerate(ks):
                 j, i = refs[k]
@@ -543,16 +543,19 @@ class Restorer:
         for k, (j, i) in enumerate(refs):
             j.identity[i] = _round(cos[k], 4)
 
-    def _fidelities(self, refs: list[tuple[_Photo, int]], crops: np.ndarray) -> np.ndarray:
-        """Each face's blend weight: its job's number, or for ``auto`` step 1 of restoration/fidelity.py
-        (from the input crop's NIQE; 1 where the NIQE parameters are missing, see :meth:`__init__`)."""
-        w = np.ones(len(refs), np.float32)
+    def _fidelities(self, refs: list[tuple[_Photo, int]], crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each face's blend weight — its job's number, or for ``auto`` step 1 of restoration/fidelity.py
+        (from the input crop's NIQE; 1 where the NIQE parameters are missing, see :meth:`__init__`) — and
+        the milliseconds each face's estimate took (0 for a given number)."""
+        w, ms = np.ones(len(refs), np.float32), np.zeros(len(refs))
         for k, (j, _) in enumerate(refs):
             if j.options.fidelity != AUTO:
                 w[k] = float(j.options.fidelity)
             elif self.estimates_degradation:
+                t = time.perf_counter()
                 w[k] = fidelity.fidelity_for(fidelity.input_niqe(crops[k], self.weights_dir))
-        return w
+                ms[k] = (time.perf_counter() - t) * 1000
+        return w, ms
 
     def _blend(self, restored: Any, inputs: Any, w: np.ndarray) -> Any:
         """cv2.addWeighted(restored, w, input, 1 − w) per face (faces at 1 stay as they are), host or device."""

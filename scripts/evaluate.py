@@ -107,9 +107,11 @@ def model_method(path: Path, device: str, batch: int = 4) -> Method:
 
 
 def mix(restored: np.ndarray, inputs: np.ndarray, fidelity: float) -> np.ndarray:
-    """The service's fidelity blend (restoration/pipeline.py) of uint8 faces: ``fidelity`` of the restored."""
+    """The service's fidelity blend (restoration/pipeline.py, cv2.addWeighted: rounded half to even) of
+    uint8 faces: ``fidelity`` of the restored. Evaluation blends the generator's own output; the service
+    blends it after matching its mean colour to the input's inside the paste mask."""
     out = restored.astype(np.float32) * fidelity + inputs.astype(np.float32) * (1.0 - fidelity)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def auto_blend(restored: np.ndarray, inputs: np.ndarray, scorer: IdentityScorer, weights_dir: Path
@@ -144,7 +146,7 @@ def plot_curve(results: dict[str, dict[str, dict[str, float]]], methods: list[st
             rows = results[key]
             pts = sorted([(0.0, rows["input"]), (1.0, rows[cand])] + [
                 (float(n.rsplit(" ", 1)[1]), v) for n, v in rows.items()
-                if n.startswith(f"{cand}, fidelity ") and not n.endswith(AUTO)])
+                if n.startswith(f"{cand}, fidelity ") and not n.endswith(AUTO)], key=lambda p: p[0])
             auto = rows.get(f"{cand}, fidelity {AUTO}")
             style = "o--" if cand == "shipped" and len(methods) > 1 else "o-"
             for c, (fig_key, label) in enumerate((("id_dist", "dlib distance to the truth ↓"),

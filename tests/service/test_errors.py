@@ -59,9 +59,10 @@ def test_rejected_at_submit_with_a_code(api: Api) -> None:
     r = api.submit(b"\xff\xd8", options='{"fidelity": 3}')
     assert (r.status_code, r.json()["error"]["code"]) == (422, "validation_error")
     assert "fidelity" in r.json()["error"]["message"]
-    for bad in ('"most"', "true"):  # a number in [0, 1] or "auto", nothing else
+    for bad in ('"most"', "true", '"0.5"', "-0.1"):  # a number in [0, 1] or "auto", nothing else
         r = api.submit(b"\xff\xd8", options=f'{{"fidelity": {bad}}}')
         assert (r.status_code, r.json()["error"]["code"]) == (422, "validation_error"), bad
+        assert '"auto" or a number from 0 to 1' in r.json()["error"]["message"], r.json()
     r = api.http.post("/v1/jobs", json={"input": {"url": "ftp://example.com/a.jpg"}})
     assert r.status_code == 422
     assert api.http.get("/v1/jobs").json()["data"] == [], "nothing was created for rejected submits"
