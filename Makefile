@@ -57,7 +57,7 @@ migrate: install services
 	$(BIN)/portrait migrate
 
 api: install
-	$(BIN)/uvicorn api.app:app --host 127.0.0.1 --port 8000 --http h11 --h11-max-incomplete-event-size 65536
+	$(BIN)/portrait api
 
 # GPU worker: interactive queue first (strict priority over batch items), GPU_WORKER_CHILDREN per GPU.
 # Its Prometheus exporter: WORKER_METRICS_PORT (e.g. 9808; 0 = none).

@@ -190,7 +190,7 @@ class Stack:
 
     def start_api(self, port: int | None = None, name: str = "api",
                   extra_env: dict[str, str] | None = None) -> Proc:
-        """uvicorn on ``port`` (the stack's own when restarting it), with the production header cap.
+        """``portrait api`` on ``port`` (the stack's own when restarting it): uvicorn as in production.
 
         Only the process named ``api`` is the stack's API (``api_url``); others are extra instances.
         """
@@ -198,8 +198,7 @@ class Stack:
         url = f"http://127.0.0.1:{port}"
         if name == "api":
             self.api_url = url
-        proc = self.spawn(name, [str(BIN / "uvicorn"), "api.app:app", "--host", "127.0.0.1", "--port", str(port),
-                                 "--http", "h11", "--h11-max-incomplete-event-size", "65536"], extra_env)
+        proc = self.spawn(name, portrait_command("api", "--port", str(port)), extra_env)
         proc.url = url
         wait_until(lambda: httpx.get(f"{url}/readyz", timeout=2).status_code == 200, 60, 0.3, f"{name} /readyz")
         return proc

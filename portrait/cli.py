@@ -4,9 +4,10 @@ Heavy modules are imported inside each sub-command so that ``portrait --help`` a
 commands start fast and never import torch unless they restore something.
 
 ``portrait worker gpu|cpu``, ``portrait beat`` and ``portrait flower`` are the only place the Celery
-command lines are written (queues from the settings, pool, concurrency, events); the Makefile, the
-compose file, the Dockerfiles, the dev stack (devstack/), the tests and the benchmarks all start the
-processes through them, so a queue or pool changes here and nowhere else.
+command lines are written (queues from the settings, pool, concurrency, events), and ``portrait api`` the
+only place uvicorn's (the h11 parser and its header cap, proxy headers); the Makefile, the compose file,
+the Dockerfiles, the dev stack (devstack/), the tests and the benchmarks all start the processes through
+them, so a queue, a pool or a server flag changes here and nowhere else.
 """
 
 from __future__ import annotations
@@ -26,6 +27,13 @@ if TYPE_CHECKING:
 CELERY_APP = "worker.celery_app"
 #: sub-commands that run a Celery program; what follows ``--`` on their command line goes to Celery as is
 CELERY_COMMANDS = ("worker", "beat", "flower")
+#: sub-commands that become another program: what follows ``--`` goes to it as is
+PASS_THROUGH_COMMANDS = (*CELERY_COMMANDS, "api")
+#: the API's ASGI application, as uvicorn names it
+API_APP = "api.app:app"
+#: the largest request-header section the API accepts (h11's buffer for an incomplete event: a request
+#: line plus headers); bodies are capped by the API itself (docs/operations.md, "Limits")
+HEADER_SECTION_BYTES = 64 * 1024
 WorkerKind = Literal["gpu", "cpu"]
 
 
@@ -174,6 +182,34 @@ def flower_argv(*, port: int = 5555, address: str = "127.0.0.1", extra: Sequence
     return ["-A", CELERY_APP, "flower", f"--port={port}", f"--address={address}", *extra]
 
 
+def api_argv(*, host: str = "127.0.0.1", port: int = 8000, proxy_headers: bool = False,
+             extra: Sequence[str] = ()) -> list[str]:
+    """``uvicorn`` arguments of the API: the h11 parser (its header cap is a setting; httptools' is not)
+    capped at :data:`HEADER_SECTION_BYTES`; ``proxy_headers`` behind a reverse proxy."""
+    return [API_APP, "--host", host, "--port", str(port), "--http", "h11",
+            "--h11-max-incomplete-event-size", str(HEADER_SECTION_BYTES),
+            *(["--proxy-headers"] if proxy_headers else []), *extra]
+
+
+def _cmd_api(args: argparse.Namespace) -> int:
+    """Become uvicorn (same pid, as the Celery commands)."""
+    return _become("uvicorn", api_argv(host=args.host, port=args.port, proxy_headers=args.proxy_headers,
+                                       extra=getattr(args, "passed_args", [])), args.print_only)
+
+
+def _become(module: str, args: list[str], print_only: bool) -> int:
+    """Replace this process by ``python -m module args`` (same pid: signals from a supervisor, Docker or a
+    test reach the program itself), or only print that command."""
+    argv = [sys.executable, "-m", module, *args]
+    if print_only:
+        print(" ".join(argv))
+        return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, argv)
+    return 1  # pragma: no cover - execv does not return
+
+
 def gpu_layout(settings: Settings, concurrency: int | None = None) -> Layout:
     """The GPU worker's children, devices and threads on this host (worker/layout.py); ``concurrency``
     (``-c``) overrides the count of children."""
@@ -187,7 +223,7 @@ def celery_argv(args: argparse.Namespace, layout: Layout | None = None) -> list[
     worker's count of children from ``layout`` (:func:`gpu_layout` when not given)."""
     from portrait.settings import get_settings
 
-    extra = getattr(args, "celery_args", [])
+    extra = getattr(args, "passed_args", [])
     if args.command == "worker":
         queues = args.queues.split(",") if args.queues else None
         settings, concurrency = get_settings(), args.concurrency
@@ -208,14 +244,7 @@ def _cmd_celery(args: argparse.Namespace) -> int:
 
         layout = gpu_layout(get_settings(), args.concurrency)
         os.environ["WORKER_CHILD_THREADS"] = str(layout.threads_per_child)
-    argv = [sys.executable, "-m", "celery", *celery_argv(args, layout)]
-    if args.print_only:
-        print(" ".join(argv))
-        return 0
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, argv)
-    return 1  # pragma: no cover - execv does not return
+    return _become("celery", celery_argv(args, layout), args.print_only)
 
 
 def _add_celery_parsers(sub: argparse._SubParsersAction) -> None:
@@ -316,18 +345,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="No progress bars.")
     p.set_defaults(func=_cmd_submit)
 
+    p = sub.add_parser("api", help="Run the API (uvicorn, h11 with the header cap).",
+                       description="Run the API under uvicorn with the service's flags. Arguments after -- go "
+                                   "to uvicorn as they are (e.g. --forwarded-allow-ips, --workers).")
+    p.add_argument("--host", default="127.0.0.1", help="Address to bind (0.0.0.0 in containers).")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--proxy-headers", action="store_true",
+                   help="Trust X-Forwarded-* from --forwarded-allow-ips (behind a reverse proxy).")
+    p.add_argument("--print", dest="print_only", action="store_true", help="Print the command instead of running it.")
+    p.set_defaults(func=_cmd_api)
+
     _add_celery_parsers(sub)
     return parser
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse a ``portrait`` command line; for the Celery sub-commands, what follows ``--`` is ``celery_args``."""
+    """Parse a ``portrait`` command line; for the sub-commands that become another program (Celery,
+    uvicorn), what follows ``--`` is ``passed_args``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv and argv[0] in CELERY_COMMANDS and "--" in argv:
+    if argv and argv[0] in PASS_THROUGH_COMMANDS and "--" in argv:
         cut = argv.index("--")
         args = parser.parse_args(argv[:cut])
-        args.celery_args = argv[cut + 1:]
+        args.passed_args = argv[cut + 1:]
         return args
     return parser.parse_args(argv)
 

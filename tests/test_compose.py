@@ -1,6 +1,6 @@
 """No Docker engine runs here, so check the compose file statically: every service command names a
-real entry point of this project (``portrait worker|beat|flower`` checked through the Celery command line
-they run), the images it builds exist, and the GPU worker reserves a GPU."""
+real entry point of this project (``portrait worker|beat|flower|api`` checked through the Celery or
+uvicorn command line they run), the images it builds exist, and the GPU worker reserves a GPU."""
 
 from __future__ import annotations
 
@@ -53,6 +53,12 @@ def _check_command(argv: list[str]) -> None:
         assert argv[1] in sub_actions[0].choices, argv
         if argv[1] in CELERY_COMMANDS:
             _check_command(_celery_argv(argv))
+        if argv[1] == "api":  # its flags parse, and the uvicorn command it becomes names the real app
+            from portrait import cli
+
+            args = cli.parse_args(argv[1:])
+            _check_command(["uvicorn", *cli.api_argv(host=args.host, port=args.port,
+                                                     proxy_headers=args.proxy_headers)])
     else:
         raise AssertionError(f"unknown entry point {prog!r}")
 

@@ -50,3 +50,21 @@ def test_print_shows_the_command_without_running_it() -> None:
                        capture_output=True, text=True, check=True)
     assert r.stdout.split()[:3] == [sys.executable, "-m", "celery"]
     assert "-Q inter,bulk" in r.stdout
+
+
+def test_the_api_command_owns_uvicorns_flags() -> None:
+    """``portrait api`` is the one place the server's flags are written: h11 with the header cap, proxy
+    headers on request, and what follows ``--`` passed to uvicorn as is."""
+    from portrait.cli import HEADER_SECTION_BYTES
+
+    r = subprocess.run([sys.executable, "-m", "portrait.cli", "api", "--host", "0.0.0.0", "--proxy-headers",
+                        "--print", "--", "--forwarded-allow-ips", "10.0.0.1"],
+                       cwd=ROOT, capture_output=True, text=True, check=True)
+    argv = r.stdout.split()
+    assert argv[:4] == [sys.executable, "-m", "uvicorn", "api.app:app"]
+    assert (_opt(argv, "--host"), _opt(argv, "--port"), _opt(argv, "--http")) == ("0.0.0.0", "8000", "h11")
+    assert _opt(argv, "--h11-max-incomplete-event-size") == str(HEADER_SECTION_BYTES) == "65536"
+    assert "--proxy-headers" in argv and argv[-2:] == ["--forwarded-allow-ips", "10.0.0.1"]
+    plain = subprocess.run([sys.executable, "-m", "portrait.cli", "api", "--print"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    assert _opt(plain, "--host") == "127.0.0.1" and "--proxy-headers" not in plain
