@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from restoration.metrics import niqe
@@ -37,6 +38,16 @@ MILD_NIQE = 11.5
 HEAVY_NIQE = 15.0
 #: MobileFaceNet cosine of two photos of the same person, on average (../shared/README.md).
 SAME_PERSON_COS = 0.75
+
+
+def blend(restored: np.ndarray, inputs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The ``fidelity`` blend of uint8 N×H×W×3 faces on the host: cv2.addWeighted(restored, w, input, 1 − w)
+    per face (``weights``: N floats; faces at 1 stay as they are). restoration/device_stages.py ``mix`` is
+    its torch twin."""
+    out = restored.copy()
+    for k in np.flatnonzero(weights < 1.0):
+        out[k] = cv2.addWeighted(restored[k], float(weights[k]), inputs[k], 1.0 - float(weights[k]), 0)
+    return out
 
 
 def input_niqe(crop: np.ndarray, weights_dir: Path | str | None = None) -> float:

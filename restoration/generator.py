@@ -326,8 +326,10 @@ class Generator(nn.Module):
             m = mask.to(device=x.device, dtype=x.dtype)
             if m.shape[-1] != top:
                 m = F.interpolate(m, size=(top, top), mode="area")
-            if cfg.mask_blur > 0:
-                m = soften_mask(m, cfg.mask_blur)
+            if cfg.mask_blur > 0:  # each pixel's class weights still sum to 1, but no part ends in a step
+                from restoration.device_stages import gaussian_blur
+
+                m = gaussian_blur(m.float(), cfg.mask_blur).to(m.dtype)
         mode = noise_mode or ("random" if self.training else "fixed")
         if mode not in ("random", "fixed", "none"):
             raise ValueError(f"noise_mode must be random, fixed or none, not {noise_mode!r}")
@@ -385,17 +387,6 @@ def to_pixels(x: torch.Tensor) -> torch.Tensor:
 def from_model(x: torch.Tensor) -> np.ndarray:
     """float N×3×H×W in [-1, 1] -> uint8 RGB N×H×W×3 (clamped, rounded), on the CPU."""
     return to_pixels(x).cpu().numpy()
-
-
-def soften_mask(mask: torch.Tensor, sigma: float) -> torch.Tensor:
-    """A separable Gaussian blur (σ in pixels, reflected borders) of N×C×H×W part masks: each pixel's
-    class weights still sum to 1, but no part ends in a step."""
-    r = max(1, math.ceil(3 * sigma))
-    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, device=mask.device, dtype=torch.float32) / sigma) ** 2)
-    k = (k / k.sum()).to(mask.dtype)
-    c = mask.shape[1]
-    out = F.conv2d(F.pad(mask, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(F.pad(out, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def generator_mask(labels: np.ndarray | torch.Tensor) -> torch.Tensor:

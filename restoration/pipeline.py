@@ -563,10 +563,7 @@ class Restorer:
             wt = torch.from_numpy(w)
             blend = (wt < 1.0).to(self.device)[:, None, None, None]
             return torch.where(blend, device_stages.mix(restored, inputs, wt), restored)
-        out = restored.copy()
-        for k in np.flatnonzero(w < 1.0):
-            out[k] = cv2.addWeighted(restored[k], float(w[k]), inputs[k], 1.0 - float(w[k]), 0)
-        return out
+        return fidelity.blend(restored, inputs, w)
 
     def _finish(self, job: _Photo, keep_crops: bool, keep_input: bool) -> RestoreResult:
         d, opts, clock = job.decoded, job.options, _Clock(job.timings, self._sync)
@@ -658,6 +655,6 @@ class Restorer:
             "score": None if np.isnan(f.score) else _round(f.score, 4),
             "mask_coverage": _round(masks[i].mean(), 4),
             "identity_cosine": job.identity[i],
-            "fidelity": job.fidelity[i] if i < len(job.fidelity) else None,
+            "fidelity": job.fidelity[i],
             "timings_ms": {k: _round(v) for k, v in job.face_timings[i].items()},
         }

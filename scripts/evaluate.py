@@ -106,26 +106,17 @@ def model_method(path: Path, device: str, batch: int = 4) -> Method:
     return run
 
 
-def mix(restored: np.ndarray, inputs: np.ndarray, fidelity: float) -> np.ndarray:
-    """The service's fidelity blend (restoration/pipeline.py, cv2.addWeighted: rounded half to even) of
-    uint8 faces: ``fidelity`` of the restored. Evaluation blends the generator's own output; the service
-    blends it after matching its mean colour to the input's inside the paste mask."""
-    out = restored.astype(np.float32) * fidelity + inputs.astype(np.float32) * (1.0 - fidelity)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
-
-
-def auto_blend(restored: np.ndarray, inputs: np.ndarray, scorer: IdentityScorer, weights_dir: Path
+def auto_blend(restored: np.ndarray, inputs: np.ndarray, input_niqe: list[float], scorer: IdentityScorer
                ) -> tuple[np.ndarray, np.ndarray]:
-    """``fidelity=auto`` as the service applies it (restoration/fidelity.py): step 1 from each input's
-    NIQE, step 2 with MobileFaceNet (the pipeline's embedder) — never with the dlib judge. Returns the
-    blended faces and the weight each got."""
-    w = np.array([fidelity.fidelity_for(fidelity.input_niqe(x, weights_dir)) for x in inputs], np.float32)
-    out = np.stack([mix(r[None], x[None], float(f))[0] for r, x, f in zip(restored, inputs, w, strict=True)])
-    cos = scorer.cosine(out, inputs)
-    for k in range(len(out)):
-        if w[k] > fidelity.FLOOR and not fidelity.keeps_person(float(cos[k])):
-            out[k] = mix(restored[k:k + 1], inputs[k:k + 1], fidelity.FLOOR)[0]
-            w[k] = fidelity.FLOOR
+    """``fidelity=auto`` as the service applies it (restoration/fidelity.py), on the generator's own output
+    (the service blends it after matching its mean colour to the input's inside the paste mask): step 1
+    from each input's NIQE (``input_niqe``), step 2 with MobileFaceNet (the pipeline's embedder) — never
+    with the dlib judge. Returns the blended faces and the weight each got."""
+    w = np.array([fidelity.fidelity_for(q) for q in input_niqe], np.float32)
+    out = fidelity.blend(restored, inputs, w)
+    lost = (w > fidelity.FLOOR) & ~np.array([fidelity.keeps_person(float(c)) for c in scorer.cosine(out, inputs)])
+    w[lost] = fidelity.FLOOR
+    out[lost] = fidelity.blend(restored[lost], inputs[lost], w[lost])
     return out, w
 
 
@@ -321,17 +312,19 @@ def main() -> None:
                 if (mode, owner) not in parsed:
                     parsed[mode, owner] = labels_for(mode, lq, clean, owner)
                 outs[name] = fn(lq, parsed[mode, owner])
+            # NIQE of each degraded input, once: the input row's figure and auto's step 1
+            lq_niqe = [niqe(a, args.weights_dir) for a in lq]
             auto_w = {}
             for base in (b for b in ("shipped", cand_name) if b in outs):  # blended as the service does
                 for f in fidelities:
                     if f == AUTO:
                         outs[f"{base}, fidelity {AUTO}"], auto_w[f"{base}, fidelity {AUTO}"] = auto_blend(
-                            outs[base], lq, scorer, args.weights_dir)
+                            outs[base], lq, lq_niqe, scorer)
                     else:
-                        outs[f"{base}, fidelity {f:g}"] = mix(outs[base], lq, f)
+                        outs[f"{base}, fidelity {f:g}"] = fidelity.blend(outs[base], lq, np.full(len(lq), f))
             for name, out in outs.items():
                 dist = judge.distances(out, ref)
-                face_niqe = [niqe(a, args.weights_dir) for a in out]
+                face_niqe = lq_niqe if name == "input" else [niqe(a, args.weights_dir) for a in out]
                 vals = {"psnr": float(np.mean([psnr(a, b) for a, b in zip(out, gt, strict=True)])),
                         "ssim": float(np.mean([ssim(a, b) for a, b in zip(out, gt, strict=True)])),
                         "recognised": float(np.mean(dist < SAME_PERSON)), "id_dist": float(dist.mean()),
@@ -362,10 +355,11 @@ def main() -> None:
             owner = "candidate" if name.startswith("candidate") else name
             out = fn(wild, labels_for(mode, wild, None, owner))
             blends = {name: out}
-            if name in ("shipped", cand_name):
+            if name in ("shipped", cand_name) and fidelities:
+                wild_niqe = [niqe(a, args.weights_dir) for a in wild]
                 blends.update({f"{name}, fidelity {f if f == AUTO else f'{f:g}'}":
-                               auto_blend(out, wild, scorer, args.weights_dir)[0] if f == AUTO
-                               else mix(out, wild, f) for f in fidelities})
+                               auto_blend(out, wild, wild_niqe, scorer)[0] if f == AUTO
+                               else fidelity.blend(out, wild, np.full(len(wild), f)) for f in fidelities})
             for row, o in blends.items():
                 v = float(np.nanmean([niqe(a, args.weights_dir) for a in o]))
                 results.setdefault(f"wild ({len(wild)})", {})[row] = {"niqe": v}
