@@ -1,9 +1,11 @@
-"""Image-quality metrics for validation and evaluation: PSNR, SSIM, NIQE, identity cosine.
+"""Image-quality metrics for validation and evaluation: PSNR, SSIM, NIQE, colour, outline, identity.
 
 * PSNR / SSIM: full-reference, on RGB uint8 (SSIM from scikit-image, Gaussian-weighted like Wang et al.).
 * NIQE: no-reference (lower is better), a port of BasicSR's ``calculate_niqe`` (Y channel, 96-px blocks,
   MATLAB-style antialiased bicubic half-scale), with BasicSR's pristine parameters
   ``<weights_dir>/metrics/niqe_pris_params.npz``; so numbers compare with papers that use BasicSR.
+* colour shift and outline edge: the issue-18 artefacts as figures: ΔE of the whole crop's mean colour, and
+  how much more an output's edges gather on its part map's region borders than the truth's (ring, wavy hair).
 * identity cosine: MobileFaceNet embeddings of aligned faces (restoration.identity); ONNX on CPU, or the
   torch copy of the network where onnxruntime is absent (the GPU box).
 
@@ -164,6 +166,22 @@ def colour_shift(out: np.ndarray, ref: np.ndarray) -> float:
         return cv2.cvtColor(img.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab).reshape(-1, 3).mean(0)
 
     return float(np.linalg.norm(mean_lab(out) - mean_lab(ref)))
+
+
+def outline_edge(out: np.ndarray, ref: np.ndarray, band: np.ndarray) -> float:
+    """How much more an output's edges gather on a part map's outlines than the truth's do: the mean
+    gradient of ``out`` (uint8 RGB) inside ``band`` (parsing.outlines of the mask the generator was given)
+    over its mean gradient on the whole crop, divided by the same ratio for ``ref``. 1 = the outlines are as
+    marked as in the truth; above 1 the output draws its condition's outline: the face-oval ring and wavy
+    hair edges (issue 18). Blur-insensitive to first order: a soft output lowers both means. NaN for an
+    empty band or a flat image."""
+    def gathered(img: np.ndarray) -> float:
+        grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        grad = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+        whole = float(grad.mean())
+        return float(grad[band].mean()) / whole if band.any() and whole > 0 else float("nan")
+
+    return gathered(out) / gathered(ref)
 
 
 # --------------------------------------------------------------------------------------- identity

@@ -73,6 +73,24 @@ _CELEBA_TO_PART: dict[str, str] = {
 }
 
 
+#: The coarse regions whose borders are a part map's outlines: the face (skin and the features inside it,
+#: whose own borders are real edges of a face), hair, ears, neck, cloth, accessories and the background.
+_REGION = np.array([{"background": 0, "hair": 2, "ears": 3, "neck": 4, "accessories": 5, "cloth": 6}.get(name, 1)
+                    for name in PART_CLASSES], np.uint8)
+
+
+def outlines(labels: np.ndarray, width: int = 5) -> np.ndarray:
+    """Boolean H×W band, ``width`` px wide, along the borders between the coarse regions of an H×W part map
+    (face, hair, ears, neck, cloth, accessories, background): where a generator that copies its condition
+    would draw the face oval's ring and the hair's wavy edge (metrics.outline_edge measures it)."""
+    region = _REGION[labels]
+    kernel = np.ones((3, 3), np.uint8)
+    border = cv2.dilate(region, kernel) != cv2.erode(region, kernel)
+    if width > 3:
+        border = cv2.dilate(border.astype(np.uint8), np.ones((width - 2, width - 2), np.uint8)) > 0
+    return border
+
+
 def celeba_lut(labels: list[str]) -> np.ndarray:
     """Lookup table: CelebAMask-HQ label id (in the given order) -> PART_CLASSES id."""
     return np.array([_C[_CELEBA_TO_PART[name]] for name in labels], dtype=np.uint8)

@@ -10,7 +10,9 @@ Per method and preset: PSNR, SSIM, the **independent identity judge** (dlib's Re
 against: ``restoration/judge.py``) as the share of faces still recognised (distance < 0.6) and the mean
 distance, MobileFaceNet cosine (the training loss's network: a second, flattering figure), NIQE, and
 ``colour`` (restoration/metrics.py: ΔE between the mean Lab colours of output and truth, a whole-crop
-colour shift; the input's is what the degradation shifted). NIQE of ``$FACES_DIR/wild/cropped`` (real
+colour shift; the input's is what the degradation shifted) and ``outline`` (metrics.outline_edge: how much more
+the output's edges gather on the served part map's region borders than the truth's do; above 1 the model
+draws its mask's outline: the face-oval ring and wavy hair edges). NIQE of ``$FACES_DIR/wild/cropped`` (real
 degraded faces, no ground truth) too.
 
 Methods: ``input`` (the degraded face, back at 512 by the degradation's up-sampling), ``classical``
@@ -52,7 +54,8 @@ from restoration.degrade import degrade
 from restoration.fidelity import AUTO
 from restoration.generator import from_model, generator_mask, to_model
 from restoration.judge import SAME_PERSON, IdentityJudge
-from restoration.metrics import IdentityScorer, colour_shift, niqe, psnr, ssim
+from restoration.metrics import IdentityScorer, colour_shift, niqe, outline_edge, psnr, ssim
+from restoration.parsing import outlines
 from restoration.paths import default_faces_dir, default_weights_dir
 from restoration.training.data import read_labels, read_pack, read_rgb
 
@@ -61,9 +64,9 @@ PRESETS = ("gfpgan", "heavy", "mixed")
 MASK_SOURCES = ("clean", "degraded", "none", "restored")
 SHIPPED = ROOT / "restoration" / "weights" / "restorer.safetensors"
 SIZE = 512
-FIGURES = ("psnr", "ssim", "recognised", "id_dist", "mfn_cos", "niqe", "colour")
+FIGURES = ("psnr", "ssim", "recognised", "id_dist", "mfn_cos", "niqe", "colour", "outline")
 HEADER = ("| set / preset / method | PSNR ↑ | SSIM ↑ | recognised (dlib) ↑ | id distance (dlib) ↓ "
-          "| MobileFaceNet cos ↑ | NIQE ↓ | colour ΔE ↓ |")
+          "| MobileFaceNet cos ↑ | NIQE ↓ | colour ΔE ↓ | outline edge → 1 |")
 
 Method = Callable[[np.ndarray, np.ndarray | None], np.ndarray]  # (N×S×S×3 uint8, labels or None) -> uint8
 
@@ -161,7 +164,7 @@ def plot_curve(results: dict[str, dict[str, dict[str, float]]], methods: list[st
 
 def _cell(vals: dict[str, float], k: str) -> str:
     v = vals.get(k)
-    return "–" if v is None else f"{v:.3f}" if k not in ("psnr", "niqe", "colour") else f"{v:.2f}"
+    return "–" if v is None else f"{v:.3f}" if k not in ("psnr", "niqe", "colour", "outline") else f"{v:.2f}"
 
 
 def _row(name: str, vals: dict[str, float]) -> str:
@@ -332,6 +335,11 @@ def main() -> None:
                 if (mode, owner) not in parsed:
                     parsed[mode, owner] = labels_for(mode, lq, clean, owner)
                 outs[name] = fn(lq, parsed[mode, owner])
+            # the served mask's region borders (the parse of the degraded input), for every row's outline figure
+            served = next((v for (m, _o), v in parsed.items() if m == "degraded" and v is not None), None)
+            if served is None and parser is not None:
+                served = parser.parse(lq)
+            bands = None if served is None else [outlines(lab) for lab in served]
             # NIQE of each degraded input, once: the input row's figure and auto's step 1
             lq_niqe = [niqe(a, args.weights_dir) for a in lq]
             auto_w = {}
@@ -351,6 +359,9 @@ def main() -> None:
                         "mfn_cos": float(np.mean(scorer.cosine(out, gt))),
                         "niqe": float(np.nanmean(face_niqe)),
                         "colour": float(np.mean([colour_shift(a, b) for a, b in zip(out, gt, strict=True)]))}
+                if bands is not None:
+                    vals["outline"] = float(np.nanmean([outline_edge(a, b, m) for a, b, m
+                                                        in zip(out, gt, bands, strict=True)]))
                 if name in auto_w:
                     vals["fidelity"] = float(auto_w[name].mean())
                 results[key][name] = vals

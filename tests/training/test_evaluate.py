@@ -50,6 +50,7 @@ def test_evaluate_scores_each_mask_source(mini_pack: Path, tmp_path: Path) -> No
             # the independent judge's figures are numbers in [0, 1] (share) and ≥ 0 (distance)
             cells = rows[f"{key} / input"].split("|")
             assert 0 <= float(cells[4]) <= 1 and float(cells[5]) >= 0
+            assert float(cells[9]) > 0  # the outline figure: the served parse's borders exist for every row
     assert "wild (2) / candidate, restored masks" in rows and "wild (2) / candidate, clean masks" not in rows
     # same weights as shipped: the ship rule holds (≥ on every set and preset), and it is stated
     assert "the candidate may ship" in text

@@ -66,3 +66,27 @@ def test_colour_shift_sees_a_pale_grey_crop_not_detail() -> None:
     noisy = apply("gaussian_noise", face, 10, np.random.default_rng(0))
     assert colour_shift(face, face) == 0.0
     assert colour_shift(pale, face) > 5.0 > 1.5 > colour_shift(noisy, face)
+
+
+def test_outline_edge_sees_a_drawn_mask_outline_not_blur() -> None:
+    """The ring and the wavy hair edge are the mask's region borders drawn into the face: a face with the
+    part map's oval and hair border painted on reads well above 1; the truth reads 1, and a blurred copy
+    (softer everywhere, nothing drawn) stays near 1."""
+    import cv2
+
+    from restoration.metrics import outline_edge
+    from restoration.parsing import PART_CLASSES, outlines
+
+    face = clean_face(512)
+    labels = np.zeros((512, 512), np.uint8)
+    cv2.ellipse(labels, (256, 250), (170, 200), 0, 0, 360, PART_CLASSES.index("hair"), -1)
+    cv2.ellipse(labels, (256, 280), (130, 170), 0, 0, 360, PART_CLASSES.index("skin"), -1)
+    cv2.ellipse(labels, (200, 250), (25, 10), 0, 0, 360, PART_CLASSES.index("eyes"), -1)
+    band = outlines(labels)
+    assert band[280, 256 - 130] and band[250, 256 + 170] and not band[250, 200 - 25]  # eyes are not an outline
+    drawn = face.copy()
+    drawn[outlines(labels, width=3)] = (drawn[outlines(labels, width=3)] * 0.4).astype(np.uint8)
+    blurred = cv2.GaussianBlur(face, (0, 0), 3)
+    assert outline_edge(face, face, band) == 1.0
+    assert outline_edge(drawn, face, band) > 2.0
+    assert abs(outline_edge(blurred, face, band) - 1.0) < 0.2
