@@ -33,9 +33,14 @@ def test_the_api_keeps_every_promise_of_its_schema(stack: Stack, tmp_path: Path)
         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     out = r.stdout + r.stderr
     assert "API capabilities" in out or "operations" in out.lower(), out[-3000:]  # it ran
-    # Two refusals no schema can state, both documented: a cursor the API did not issue (an opaque token:
-    # 400 invalid_cursor), and an input URL whose name does not resolve — this machine resolves no public
-    # name, so even the schema's own example https://example.com/photo.jpg is url_not_allowed here.
+    # Three refusals no schema can state, all documented (docs/api.md): a cursor the API did not issue (an
+    # opaque token: 400 invalid_cursor); an input URL whose name does not resolve — this machine resolves no
+    # public name, so even the schema's own example https://example.com/photo.jpg is url_not_allowed here;
+    # and a request without a key once its source address has spent the unauthenticated budget (429
+    # rate_limited instead of 401) — how soon the fuzzer's keyless requests spend it depends on the
+    # machine's speed.
     failures = out.split("Test Case ID:")[1:]
-    real = [b for b in failures if not ("ST202" in b and ("does not resolve" in b or '"invalid_cursor"' in b))]
+    real = [b for b in failures
+            if not ("ST202" in b and ("does not resolve" in b or '"invalid_cursor"' in b))
+            and not ("ST203" in b and "Got 429" in b and '"rate_limited"' in b)]
     assert r.returncode == 0 or (failures and not real), out[-8000:]
