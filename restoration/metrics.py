@@ -168,6 +168,12 @@ def colour_shift(out: np.ndarray, ref: np.ndarray) -> float:
     return float(np.linalg.norm(mean_lab(out) - mean_lab(ref)))
 
 
+def gradient_magnitude(img: np.ndarray) -> np.ndarray:
+    """Per-pixel Sobel gradient magnitude (float32 H×W) of a uint8 RGB image's grey level."""
+    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    return np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+
+
 def outline_edge(out: np.ndarray, ref: np.ndarray, band: np.ndarray) -> float:
     """How much more an output's edges gather on a part map's outlines than the truth's do: the mean
     gradient of ``out`` (uint8 RGB) inside ``band`` (parsing.outlines of the mask the generator was given)
@@ -176,8 +182,7 @@ def outline_edge(out: np.ndarray, ref: np.ndarray, band: np.ndarray) -> float:
     hair edges (issue 18). Blur-insensitive to first order: a soft output lowers both means. NaN for an
     empty band or a flat image."""
     def gathered(img: np.ndarray) -> float:
-        grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        grad = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+        grad = gradient_magnitude(img)
         whole = float(grad.mean())
         return float(grad[band].mean()) / whole if band.any() and whole > 0 else float("nan")
 

@@ -80,9 +80,10 @@ _REGION = np.array([{"background": 0, "hair": 2, "ears": 3, "neck": 4, "accessor
 
 
 def outlines(labels: np.ndarray, width: int = 5) -> np.ndarray:
-    """Boolean H×W band, ``width`` px wide, along the borders between the coarse regions of an H×W part map
-    (face, hair, ears, neck, cloth, accessories, background): where a generator that copies its condition
-    would draw the face oval's ring and the hair's wavy edge (metrics.outline_edge measures it)."""
+    """Boolean H×W band, about ``width`` px wide (at least 2), along the borders between the coarse regions
+    of an H×W part map (face, hair, ears, neck, cloth, accessories, background): where a generator that
+    copies its condition would draw the face oval's ring and the hair's wavy edge (metrics.outline_edge
+    measures it)."""
     region = _REGION[labels]
     kernel = np.ones((3, 3), np.uint8)
     border = cv2.dilate(region, kernel) != cv2.erode(region, kernel)

@@ -11,7 +11,7 @@ from restoration_testutil import FACES_DIR
 from restoration.classical import CLASSICAL_VERSION
 from restoration.degrade import degrade
 from restoration.generator import read_generator_metadata
-from restoration.metrics import psnr
+from restoration.metrics import gradient_magnitude, psnr
 from restoration.options import RestoreOptions
 from restoration.pipeline import CLASSICAL_MODEL, Restorer, shipped_model
 
@@ -79,8 +79,7 @@ def _oval_edge(restored: np.ndarray) -> float:
     """Mean gradient of a restored 512 face along the oval of :func:`_oval_mask`, over that inside it."""
     import cv2
 
-    grey = cv2.cvtColor(restored, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    grad = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+    grad = gradient_magnitude(restored)
     rim, inner = np.zeros((512, 512), np.uint8), np.zeros((512, 512), np.uint8)
     cv2.ellipse(rim, (256, 280), (140, 180), 0, 0, 360, 1, 6)
     cv2.ellipse(inner, (256, 280), (110, 150), 0, 0, 360, 1, 6)

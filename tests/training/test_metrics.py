@@ -84,8 +84,8 @@ def test_outline_edge_sees_a_drawn_mask_outline_not_blur() -> None:
     cv2.ellipse(labels, (200, 250), (25, 10), 0, 0, 360, PART_CLASSES.index("eyes"), -1)
     band = outlines(labels)
     assert band[280, 256 - 130] and band[250, 256 + 170] and not band[250, 200 - 25]  # eyes are not an outline
-    drawn = face.copy()
-    drawn[outlines(labels, width=3)] = (drawn[outlines(labels, width=3)] * 0.4).astype(np.uint8)
+    drawn, line = face.copy(), outlines(labels, width=3)
+    drawn[line] = (drawn[line] * 0.4).astype(np.uint8)
     blurred = cv2.GaussianBlur(face, (0, 0), 3)
     assert outline_edge(face, face, band) == 1.0
     assert outline_edge(drawn, face, band) > 2.0
